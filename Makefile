@@ -1,0 +1,37 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TEST_PORT ?= 19092
+DEMO_PORT ?= 9092
+
+.PHONY: install demo test lint unit clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: run make PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# A local broker (or $$INFINITIC_KAFKA), then the cluster it shows.
+demo: $(INSTALLED)
+	scripts/with-kafka.sh .infinitic/kafka $(DEMO_PORT) $(BIN)/infinitic-streams kafka info
+
+# Lint, then every test against a real broker: $$INFINITIC_KAFKA or one started for the run.
+test: lint $(INSTALLED)
+	scripts/with-kafka.sh .infinitic/kafka-test $(TEST_PORT) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Only the tests that need no Kafka.
+unit: $(INSTALLED)
+	$(BIN)/pytest -m 'not kafka' $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .infinitic .pytest_cache .ruff_cache .hypothesis

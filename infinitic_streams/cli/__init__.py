@@ -1,0 +1,1 @@
+"""The `infinitic-streams` command line (typer)."""

@@ -1,0 +1,167 @@
+"""Python mirror of the Avro envelope schema (avro/envelope/vN.avsc, newest N).
+
+Each record of the schema is a frozen, slotted dataclass whose field names and order equal the
+Avro field names and order, and a field has a default exactly when the Avro field has one.
+Arrays are tuples so messages stay immutable. Tests check that this module and the current schema
+agree, so a schema change must be mirrored here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeAlias
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payload:
+    """A user value: UTF-8 JSON bytes produced by the payload codec."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    """An exception, described well enough to show and to match on its type."""
+
+    type_name: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchWorkflow:
+    """Start a new workflow instance."""
+
+    workflow_id: str
+    workflow_name: str
+    method_name: str
+    args: tuple[Payload, ...]
+    tags: tuple[str, ...]
+    meta: dict[str, str]
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteTask:
+    """Ask a service worker to run one attempt of a task."""
+
+    task_id: str
+    service_name: str
+    method_name: str
+    args: tuple[Payload, ...]
+    attempt: int
+    timeout_seconds: float | None = None
+    workflow_id: str
+    workflow_name: str
+    tags: tuple[str, ...]
+    meta: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted:
+    """A task attempt succeeded."""
+
+    task_id: str
+    workflow_id: str
+    attempt: int
+    result: Payload
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed:
+    """A task attempt raised an exception."""
+
+    task_id: str
+    workflow_id: str
+    attempt: int
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendSignal:
+    """Send a value to a channel of a running workflow."""
+
+    workflow_id: str
+    signal_id: str
+    channel: str
+    value: Payload
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelWorkflow:
+    """Cancel a workflow instance."""
+
+    workflow_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryWorkflow:
+    """Resume a failed workflow instance from where it failed."""
+
+    workflow_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowResult:
+    """Sent by the engine to a waiting client when a workflow instance changes status."""
+
+    workflow_id: str
+    status: WorkflowStatus
+    result: Payload | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A Kafka record that could not be processed, moved aside with its original bytes."""
+
+    reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+
+
+Message: TypeAlias = (
+    DispatchWorkflow
+    | ExecuteTask
+    | TaskCompleted
+    | TaskFailed
+    | SendSignal
+    | CancelWorkflow
+    | RetryWorkflow
+    | WorkflowResult
+    | DeadLetter
+)
+
+# In the order of the Avro union (a new kind is appended in both places).
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    DispatchWorkflow,
+    ExecuteTask,
+    TaskCompleted,
+    TaskFailed,
+    SendSignal,
+    CancelWorkflow,
+    RetryWorkflow,
+    WorkflowResult,
+    DeadLetter,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """What travels on Kafka: a message plus its id and send time."""
+
+    message_id: str
+    sent_at_ms: int
+    message: Message

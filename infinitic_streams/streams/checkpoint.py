@@ -1,0 +1,192 @@
+"""What was processed since the last commit, and the protocol that commits it exactly once.
+
+Commit protocol:
+1. Produce each touched partition's state changes to its changelog partition (outputs were
+   produced while processing, in the same transaction).
+2. Flush: every record is acknowledged, so the changelog offsets are known.
+3. Send the input offsets to the transaction. The consumer group generation goes with them,
+   so a zombie that lost its partitions in a rebalance is refused here.
+4. Commit the transaction.
+5. Only now write each partition's changes to RocksDB, with its new changelog offset.
+
+An abortable error in steps 1-4 aborts the transaction: nothing reaches RocksDB, the buffered
+changes are dropped, and the consumer rewinds to the last committed offsets to redo the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from infinitic_streams.kafka.producer import (
+    FatalKafkaError,
+    TransactionAborted,
+    TransactionalProducer,
+)
+from infinitic_streams.streams.metrics import StreamMetrics
+from infinitic_streams.streams.state.changelog import changelog_records
+from infinitic_streams.streams.state.transaction import PartitionTransaction
+
+MAX_CONSECUTIVE_ABORTS = 5
+Log = Callable[[str], None]
+
+
+class Checkpoint:
+    def __init__(
+        self,
+        producer: TransactionalProducer,
+        consumer: Consumer,
+        input_topics: tuple[str, ...],
+        changelog_topic: str,
+        metrics: StreamMetrics,
+        log: Log,
+        timeout: float = 30.0,
+    ) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self._input_topics = input_topics
+        self._changelog = changelog_topic
+        self._metrics = metrics
+        self._log = log
+        self._timeout = timeout
+        self.offsets: dict[tuple[str, int], int] = {}  # next offset to consume, uncommitted
+        self.committed: dict[tuple[str, int], int] = {}
+        self.touched: set[int] = set()  # partitions with work in this transaction
+        self.count = 0
+        self.opened_at = 0.0
+        self._aborts_in_a_row = 0
+        self._delivery_errors: list[str] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.touched)
+
+    def begin(self) -> None:
+        if not self._producer.in_transaction:
+            self._producer.begin()
+            self.opened_at = time.monotonic()
+
+    def consumed(self, message: Message) -> None:
+        self.offsets[(message.topic(), message.partition())] = message.offset() + 1
+        self.touched.add(message.partition())
+        self.count += 1
+
+    def touch(self, partition: int) -> None:
+        self.touched.add(partition)
+        self.count += 1
+
+    def commit(
+        self, transactions: dict[int, PartitionTransaction], timeout: float | None = None
+    ) -> bool:
+        """Commit the open transaction; False if it had to be aborted (work will be redone)."""
+        started = time.monotonic()
+        timeout = timeout or self._timeout
+        try:
+            changelog_ends = self._produce_changelogs(transactions)
+            self._producer.flush(timeout)
+            self._check_delivery(changelog_ends)
+            offsets = self._offsets_to_commit()
+            metadata = self._consumer.consumer_group_metadata()
+            self._producer.commit(offsets, metadata, timeout)
+        except TransactionAborted as reason:
+            self.abort(transactions, reason=str(reason))
+            return False
+        for partition in self.touched:
+            transaction = transactions.get(partition)
+            if transaction is None or transaction.is_empty():
+                continue
+            store = transaction.store
+            end = changelog_ends.get(partition)
+            offset = end[0] + 1 if end is not None else (store.changelog_offset or 0)
+            store.write(transaction.changes, offset)
+            transaction.clear()
+        for offset in offsets:
+            self.committed[(offset.topic, offset.partition)] = offset.offset
+        self._metrics.batch_size.observe(self.count)
+        self._metrics.commit_latency.observe(time.monotonic() - started)
+        self._reset()
+        self._aborts_in_a_row = 0
+        return True
+
+    def abort(
+        self, transactions: dict[int, PartitionTransaction], reason: str, rewind: bool = True
+    ) -> None:
+        """Abort the open transaction, drop its buffered changes, rewind the consumer."""
+        self._log(f"aborting transaction: {reason}")
+        self._metrics.aborts.inc()
+        self._aborts_in_a_row += 1
+        if self._aborts_in_a_row > MAX_CONSECUTIVE_ABORTS:
+            raise FatalKafkaError(
+                f"{self._aborts_in_a_row} transactions aborted in a row: {reason}"
+            )
+        try:
+            self._producer.abort(self._timeout)
+        except TransactionAborted as again:
+            raise FatalKafkaError(f"abort failed: {again}") from again
+        for transaction in transactions.values():
+            transaction.clear()
+        if rewind:
+            self._rewind()
+        self._reset()
+
+    def _produce_changelogs(
+        self, transactions: dict[int, PartitionTransaction]
+    ) -> dict[int, list[int]]:
+        """Produce the changes; return, per partition, a cell that delivery fills with the
+        offset of its last changelog record (records of one partition arrive in order)."""
+        ends: dict[int, list[int]] = {}
+        errors: list[str] = []
+        for partition in self.touched:
+            transaction = transactions.get(partition)
+            if transaction is None or transaction.is_empty():
+                continue
+            end = ends[partition] = [-1]
+
+            def delivered(error: KafkaError | None, message: Message, end=end) -> None:
+                if error is not None:
+                    errors.append(error.str())
+                else:
+                    end[0] = max(end[0], message.offset())
+
+            for key, value in changelog_records(transaction.changes):
+                self._producer.produce(self._changelog, key, value, None, partition, delivered)
+        self._delivery_errors = errors
+        return ends
+
+    def _check_delivery(self, ends: dict[int, list[int]]) -> None:
+        if self._delivery_errors:
+            raise TransactionAborted(f"changelog delivery failed: {self._delivery_errors[0]}")
+        for partition, end in ends.items():
+            if end[0] < 0:
+                raise TransactionAborted(f"no changelog offset acknowledged for {partition}")
+
+    def _offsets_to_commit(self) -> list[TopicPartition]:
+        """Offsets of every touched partition: new ones, else the committed ones again, so the
+        group generation is checked even for a transaction made only of fired timers."""
+        offsets = []
+        for partition in self.touched:
+            for topic in self._input_topics:
+                offset = self.offsets.get(
+                    (topic, partition), self.committed.get((topic, partition))
+                )
+                if offset is not None and offset >= 0:
+                    offsets.append(TopicPartition(topic, partition, offset))
+        return offsets
+
+    def _rewind(self) -> None:
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for topic, partition in self.offsets:
+            if (topic, partition) not in assigned:
+                continue
+            offset = self.committed.get((topic, partition))
+            if offset is None or offset < 0:
+                self._log(f"no committed offset for {topic}[{partition}]: rewinding to the start")
+                offset = 0
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _reset(self) -> None:
+        self.offsets.clear()
+        self.touched.clear()
+        self.count = 0

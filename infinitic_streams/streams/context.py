@@ -1,0 +1,76 @@
+"""The view a processor gets of one partition while handling one message or timer.
+
+Changes and outputs are collected here first and handed to the partition's transaction only
+when the handler returns: a handler that raises leaves no trace (its input is dead-lettered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infinitic_streams.streams.processor import DEFAULT_STORE
+from infinitic_streams.streams.state.store import META, TIMER_HINT, TIMER_INDEX, TIMERS, encode_u64
+from infinitic_streams.streams.state.transaction import PartitionTransaction
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+
+
+class Context:
+    """State, outputs and timers of one partition, for one message or timer."""
+
+    def __init__(self, transaction: PartitionTransaction, partition: int) -> None:
+        self.partition = partition
+        self._transaction = transaction
+        self.changes: dict[str, dict[bytes, bytes | None]] = {}
+        self.outputs: list[Output] = []
+
+    def get(self, key: bytes, store: str = DEFAULT_STORE) -> bytes | None:
+        entries = self.changes.get(store)
+        if entries is not None and key in entries:
+            return entries[key]
+        return self._transaction.get(store, key)
+
+    def put(self, key: bytes, value: bytes, store: str = DEFAULT_STORE) -> None:
+        self.changes.setdefault(store, {})[key] = value
+
+    def delete(self, key: bytes, store: str = DEFAULT_STORE) -> None:
+        self.changes.setdefault(store, {})[key] = None
+
+    def emit(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Produce a message, in the same transaction as the state changes."""
+        self.outputs.append(Output(topic, key, value, headers))
+
+    def schedule(self, timer_key: bytes, due_ms: int, payload: bytes = b"") -> None:
+        """Fire `on_timer` once at `due_ms` (epoch ms) or soon after; replaces a timer of the
+        same key. Timers are part of the partition state: they survive crashes and moves."""
+        self.cancel_timer(timer_key)
+        due = encode_u64(due_ms)
+        self.put(due + timer_key, payload, TIMERS)
+        self.put(timer_key, due, TIMER_INDEX)
+        if due_ms < self._timer_hint():
+            self.put(TIMER_HINT, due, META)  # the scan must look back to this timer
+
+    def cancel_timer(self, timer_key: bytes) -> bool:
+        """Remove the timer of this key; False if there was none."""
+        due = self.get(timer_key, TIMER_INDEX)
+        if due is None:
+            return False
+        self.delete(due + timer_key, TIMERS)
+        self.delete(timer_key, TIMER_INDEX)
+        return True
+
+    def _timer_hint(self) -> int:
+        raw = self.get(TIMER_HINT, META)
+        return 0 if raw is None else int.from_bytes(raw, "big")

@@ -1,0 +1,62 @@
+"""What a processor is: the user-facing side of the stream runtime.
+
+A processor reads its input topics one message at a time. For each message it receives a
+`Context` scoped to the message's partition: it reads and writes that partition's state, emits
+output messages and schedules timers. All of it commits atomically with the input offset, or not
+at all. Messages with the same key always reach the same partition, hence the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infinitic_streams.streams.context import Context
+
+DEFAULT_STORE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input message, its value already decoded by `Processor.decode`."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: Any
+    timestamp_ms: int
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer that fell due: what `Context.schedule` stored."""
+
+    key: bytes
+    due_ms: int
+    payload: bytes
+
+
+class Processor:
+    """Base class of processors. Subclasses set `name` and `input_topics` and override
+    `process` (and `on_timer` if they schedule timers).
+
+    Several input topics must have the same partition count: partition p of each of them is
+    processed with the state of partition p (co-partitioning).
+    """
+
+    name: str = "processor"
+    input_topics: tuple[str, ...] = ()
+    stores: tuple[str, ...] = (DEFAULT_STORE,)
+
+    def decode(self, key: bytes | None, value: bytes | None) -> Any:
+        """Turn raw bytes into the value `process` receives; raising sends them to the DLQ."""
+        return value
+
+    def process(self, ctx: Context, record: Record) -> None:
+        raise NotImplementedError
+
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
+        """Called once, exactly, for each timer that falls due."""

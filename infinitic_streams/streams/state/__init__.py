@@ -1,0 +1,1 @@
+"""Partition state: the RocksDB store, the in-memory transaction over it, and its recovery."""

@@ -1,0 +1,67 @@
+"""Uncommitted changes to one partition's state, kept in memory until their commit succeeds.
+
+Reads see these changes first, then the store. Nothing reaches RocksDB before the Kafka
+transaction that carries the same changes to the changelog has committed, so an aborted or
+crashed transaction never leaves a trace on disk.
+"""
+
+from __future__ import annotations
+
+from infinitic_streams.streams.state.store import (
+    META,
+    TIMER_HINT,
+    TIMERS,
+    Changes,
+    PartitionStore,
+    decode_u64,
+    encode_u64,
+)
+
+
+class PartitionTransaction:
+    """Last-write-wins changes per column family; `None` marks a deleted key."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self.store = store
+        self.changes: dict[str, dict[bytes, bytes | None]] = {}
+
+    def get(self, family: str, key: bytes) -> bytes | None:
+        entries = self.changes.get(family)
+        if entries is not None and key in entries:
+            return entries[key]
+        return self.store.get(family, key)
+
+    def update(self, changes: Changes) -> None:
+        for family, entries in changes.items():
+            self.changes.setdefault(family, {}).update(entries)
+
+    def is_empty(self) -> bool:
+        return not self.changes
+
+    def clear(self) -> None:
+        self.changes = {}
+
+    @property
+    def timer_hint(self) -> int:
+        raw = self.get(META, TIMER_HINT)
+        return 0 if raw is None else decode_u64(raw)
+
+    def due_timers(self, now_ms: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` timers due at `now_ms` or earlier, as (timers key, payload), oldest first.
+
+        Merges the store's timers (minus those deleted in this transaction) with the timers
+        scheduled in this transaction. The scan starts at the timer hint, skipping the
+        tombstones of timers fired long ago.
+        """
+        start, stop = encode_u64(self.timer_hint), encode_u64(now_ms + 1)
+        buffered = self.changes.get(TIMERS, {})
+        due: dict[bytes, bytes] = {}
+        for key, payload in self.store.items(TIMERS, start, stop):
+            if key not in buffered:
+                due[key] = payload
+                if len(due) >= limit:
+                    break
+        for key, payload in buffered.items():
+            if payload is not None and start <= key < stop:
+                due[key] = payload
+        return sorted(due.items())[:limit]

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real Kafka broker and a unique namespace per test.
+
+Tests that take `kafka_bootstrap` are marked `kafka` automatically (`make unit` skips them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infinitic_streams.local_kafka import cluster
+from infinitic_streams.local_kafka.provision import default_cache_dir
+
+from .ports import free_port_pair
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real broker: $INFINITIC_KAFKA (as `make test` sets it), else a
+    local broker started for this session and stopped at its end."""
+    if address := os.environ.get("INFINITIC_KAFKA"):
+        yield address
+        return
+    run_dir = tmp_path_factory.mktemp("kafka")
+    record = cluster.up(run_dir, default_cache_dir(), port=free_port_pair(), log=lambda _: None)
+    try:
+        yield record.bootstrap
+    finally:
+        cluster.down(run_dir, log=lambda _: None)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    """A namespace no other test uses, so topics and groups never collide."""
+    name = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[:40].strip("-")
+    return f"t-{name}-{uuid.uuid4().hex[:8]}"

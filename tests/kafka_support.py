@@ -1,0 +1,128 @@
+"""Helpers for tests on the real broker: read topics to their end, run apps in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from .ports import free_port_pair
+
+
+def read_topic(
+    bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 60.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) of `topic` visible at `isolation`, in partition order, read until the
+    consumer position reaches each partition's end offset."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}.reader",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
+    consumer.assign(partitions)
+    records: list[tuple[bytes | None, bytes | None]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        positions = consumer.position(partitions)
+        if all(max(tp.offset, 0) >= ends[tp.partition] for tp in positions):
+            break
+        for message in consumer.consume(1000, 0.2):
+            if message.error() is None:
+                records.append((message.key(), message.value()))
+    else:
+        raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
+    consumer.close()
+    return records
+
+
+def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 120.0) -> None:
+    """Wait until `group` has committed the end offset of every partition of `topic`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ends = [consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions]
+            committed = [tp.offset for tp in consumer.committed(partitions, timeout=30)]
+            if all(max(c, 0) >= e for c, e in zip(committed, ends, strict=True)):
+                return
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+    raise TimeoutError(f"group {group} did not catch up on {topic} within {timeout} s")
+
+
+class AppProcess:
+    """A `tests.apps.processors` app in a subprocess, with its metrics on an HTTP port."""
+
+    def __init__(self, processor: str, bootstrap: str, namespace: str, state_dir: Path) -> None:
+        self.metrics_port = free_port_pair()
+        self.log_path = state_dir.parent / f"{state_dir.name}-{processor}-{time.time_ns()}.log"
+        command = [
+            sys.executable, "-m", "tests.apps.processors", processor,
+            "--bootstrap", bootstrap, "--namespace", namespace,
+            "--state-dir", str(state_dir), "--metrics-port", str(self.metrics_port),
+        ]  # fmt: skip
+        root = Path(__file__).resolve().parent.parent
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise TimeoutError(f"{text!r} not in the app's log:\n{self.log()}")
+            time.sleep(0.1)
+
+    def wait_for_metric(self, name: str, above: float, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.metric(name) <= above:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} stayed at or below {above}:\n{self.log()}")
+            time.sleep(0.1)
+
+    def metric(self, name: str, timeout: float = 30.0) -> float:
+        """Sum of the samples of metric `name` (all labels)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and (line[len(name)] in " {")
+        )
