@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infinitic_streams.streams.processor import DEFAULT_STORE
-from infinitic_streams.streams.state.store import META, TIMER_HINT, TIMER_INDEX, TIMERS, encode_u64
+from infinitic_streams.streams.state.store import (
+    META,
+    TIMER_HINT,
+    TIMER_INDEX,
+    TIMERS,
+    decode_u64,
+    encode_u64,
+)
 from infinitic_streams.streams.state.transaction import PartitionTransaction
 
 
@@ -73,4 +80,4 @@ class Context:
 
     def _timer_hint(self) -> int:
         raw = self.get(TIMER_HINT, META)
-        return 0 if raw is None else int.from_bytes(raw, "big")
+        return 0 if raw is None else decode_u64(raw)
