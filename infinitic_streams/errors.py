@@ -19,3 +19,66 @@ class SerializationError(InfiniticError):
         self.type_name = type_name
         self.reason = reason
         super().__init__(f"{path}: {reason} (type {type_name})")
+
+
+class TaskFailed(InfiniticError):
+    """A task failed on its last attempt; raised in the workflow at the task's result.
+
+    `type_name`, `error_message` and `traceback` describe the exception the task raised (in
+    the worker's process); `attempts` counts the attempts made.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        task_id: str,
+        attempts: int,
+        type_name: str,
+        error_message: str,
+        traceback: str,
+    ) -> None:
+        self.service, self.method, self.task_id = service, method, task_id
+        self.attempts = attempts
+        self.type_name, self.error_message, self.traceback = type_name, error_message, traceback
+        super().__init__(
+            f"task {service}.{method} ({task_id}) failed after {attempts} attempt(s): "
+            f"{type_name}: {error_message}"
+        )
+
+
+class TaskTimedOut(TaskFailed):
+    """A task's last attempt did not finish within its timeout."""
+
+
+class WorkflowFailed(InfiniticError):
+    """A workflow ended with an error; `type_name` and `error_message` describe it."""
+
+    def __init__(self, workflow_id: str, type_name: str, error_message: str) -> None:
+        self.workflow_id, self.type_name, self.error_message = workflow_id, type_name, error_message
+        super().__init__(f"workflow {workflow_id} failed: {type_name}: {error_message}")
+
+
+class WorkflowCanceled(InfiniticError):
+    """A workflow was canceled."""
+
+    def __init__(self, workflow_id: str, reason: str = "") -> None:
+        self.workflow_id, self.reason = workflow_id, reason
+        super().__init__(f"workflow {workflow_id} was canceled" + (f": {reason}" if reason else ""))
+
+
+class NonDeterministicWorkflow(InfiniticError):
+    """Replaying a workflow's history with its current code issued a different step: the code
+    changed under a running workflow. Fix the code, then `retry()` the workflow."""
+
+    def __init__(self, workflow_id: str, position: int, expected: str, found: str) -> None:
+        self.workflow_id, self.position, self.expected, self.found = (
+            workflow_id,
+            position,
+            expected,
+            found,
+        )
+        super().__init__(
+            f"workflow {workflow_id} is not deterministic: at step {position} its history has "
+            f"{expected}, but the code now issues {found}"
+        )

@@ -15,6 +15,7 @@ import pytest
 from infinitic_streams.local_kafka import cluster
 from infinitic_streams.local_kafka.provision import default_cache_dir
 
+from .kafka_support import AppProcess
 from .ports import free_port_pair
 
 
@@ -37,6 +38,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield record.bootstrap
     finally:
         cluster.down(run_dir, log=lambda _: None)
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_apps() -> Iterator[None]:
+    """Apps a failed test left running must not outlive it."""
+    yield
+    AppProcess.kill_all()
 
 
 @pytest.fixture

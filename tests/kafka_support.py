@@ -66,7 +66,12 @@ def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 120.
 
 
 class AppProcess:
-    """A `tests.apps.processors` app in a subprocess, with its metrics on an HTTP port."""
+    """A `tests.apps.processors` app in a subprocess, with its metrics on an HTTP port.
+
+    An app still running when its test ends is killed, whatever the outcome (`kill_all`,
+    called by an autouse fixture in conftest)."""
+
+    started: list[AppProcess] = []  # noqa: RUF012 - the registry of all apps, on purpose
 
     def __init__(self, processor: str, bootstrap: str, namespace: str, state_dir: Path) -> None:
         self.metrics_port = free_port_pair()
@@ -82,6 +87,14 @@ class AppProcess:
                 command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONPATH": str(root)},
             )  # fmt: skip
+        AppProcess.started.append(self)
+
+    @classmethod
+    def kill_all(cls) -> None:
+        for app in cls.started:
+            if app.process.poll() is None:
+                app.kill()
+        cls.started.clear()
 
     def kill(self) -> None:
         self.process.kill()

@@ -1,0 +1,80 @@
+"""What workflow code asks the engine to do, and how the engine answers.
+
+Each command gets the next sequence number of its workflow instance. Replaying the same
+history with the same code issues the same commands in the same order, so the number and the
+`step` description identify a command across replays; a different step at the same number means
+the code changed (`NonDeterministicWorkflow`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infinitic_streams.definitions import RetryPolicy
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    seq: int
+    service: str
+    method: str
+    args: tuple[bytes, ...]  # payload-encoded arguments
+    tags: tuple[str, ...]
+    meta: dict[str, str]
+    retry: RetryPolicy
+    timeout: float | None
+
+    @property
+    def step(self) -> str:
+        return f"task {self.service}.{self.method}"
+
+
+@dataclass(frozen=True)
+class TimerCommand:
+    seq: int
+    due_ms: int
+
+    @property
+    def step(self) -> str:
+        return "timer"
+
+
+@dataclass(frozen=True)
+class InlineCommand:
+    """Non-deterministic code run once; its encoded result is recorded and replayed."""
+
+    seq: int
+    name: str
+    result: bytes
+
+    @property
+    def step(self) -> str:
+        return f"inline {self.name}"
+
+
+Command = TaskCommand | TimerCommand | InlineCommand
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The workflow method returned; `result` is its payload-encoded value."""
+
+    result: bytes
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The workflow method raised (or its history diverged from its code)."""
+
+    error: BaseException
+
+
+Outcome = Completed | Failed
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one event caused: the commands newly issued, and the outcome if it ended."""
+
+    commands: list[Command]
+    outcome: Outcome | None = None

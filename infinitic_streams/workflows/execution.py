@@ -1,0 +1,198 @@
+"""One live instance of a workflow method, driven by the events of its history.
+
+The engine creates an execution when a workflow starts (or, after a restart, when it needs one
+and replays the history into it), then feeds it events: task completed or failed, timer fired.
+Each call returns a `Step`: the commands newly issued and, once the method returns or raises,
+its outcome. Pure: no Kafka, no storage; commands and results are plain data.
+
+Replay: the engine passes the commands recorded in history. A command issued again with the
+same sequence number is checked against the record (same step, else the workflow fails with
+`NonDeterministicWorkflow`) and not issued twice; an inline result comes from the record.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from infinitic_streams import payload
+from infinitic_streams.definitions import public_method, workflow_spec
+from infinitic_streams.errors import NonDeterministicWorkflow, SerializationError, TaskFailed
+from infinitic_streams.workflows.commands import (
+    Command,
+    Completed,
+    Failed,
+    InlineCommand,
+    Outcome,
+    Step,
+    TaskCommand,
+    TimerCommand,
+)
+from infinitic_streams.workflows.deferred import Deferred
+from infinitic_streams.workflows.scheduler import Branch, Scheduler, Unwind
+
+
+class WorkflowExecution:
+    def __init__(
+        self,
+        cls: type,
+        method: str,
+        workflow_id: str,
+        tags: tuple[str, ...] = (),
+        meta: Mapping[str, str] | None = None,
+        recorded: Mapping[int, Command] | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_spec(cls).name
+        self.method_name = method
+        self.tags = tuple(tags)
+        self.meta = dict(meta or {})
+        self._method = public_method(cls, method)
+        self._param_hints, self._return_hint = payload.hints_of(self._method)
+        self._recorded = dict(recorded or {})
+        self.scheduler = Scheduler()
+        self._seq = 0
+        self._new: list[Command] = []
+        self._waiting: dict[int, tuple[Deferred[Any], Any]] = {}  # seq -> (deferred, hint)
+        self._rng = random.Random(workflow_id)
+        self._divergence: NonDeterministicWorkflow | None = None
+        self._main: Branch | None = None
+        self.outcome: Outcome | None = None
+        self.now_ms = 0
+        self.workflow = cls()
+        self.workflow._execution = self
+
+    # -- events (called by the engine) ------------------------------------------------------
+
+    def start(self, args: Sequence[bytes], now_ms: int) -> Step:
+        try:
+            values = payload.decode_args(args, self._param_hints)
+        except SerializationError as error:
+            return self._end(Failed(error))
+        bound = self._method.__get__(self.workflow)
+        self._main = self.scheduler.spawn(bound, tuple(values), self.method_name)
+        return self._advance(now_ms)
+
+    def task_completed(self, seq: int, result: bytes, now_ms: int) -> Step:
+        deferred, hint = self._waiting.pop(seq)
+        try:
+            deferred._complete(payload.decode(result, hint, path="result"))
+        except SerializationError as error:
+            deferred._fail(error)
+        return self._advance(now_ms)
+
+    def task_failed(self, seq: int, error: TaskFailed, now_ms: int) -> Step:
+        deferred, _ = self._waiting.pop(seq)
+        deferred._fail(error)
+        return self._advance(now_ms)
+
+    def timer_fired(self, seq: int, now_ms: int) -> Step:
+        deferred, due = self._waiting.pop(seq)
+        deferred._complete(due)
+        return self._advance(now_ms)
+
+    def end_of_replay(self) -> Step:
+        """After the whole history was replayed, every recorded command must have been issued
+        again; one that was not means the code changed."""
+        if self._recorded and self.outcome is None:
+            seq = min(self._recorded)
+            self._divergence = NonDeterministicWorkflow(
+                self.workflow_id, seq, self._recorded[seq].step, "no step (the code stops earlier)"
+            )
+            return self._end(Failed(self._divergence))
+        return Step([])
+
+    def waiting_for(self, seq: int) -> bool:
+        return seq in self._waiting
+
+    def close(self) -> None:
+        """End the threads of this instance (finished, failed, or evicted from the cache)."""
+        self.scheduler.close()
+
+    # -- commands (called from workflow code, in a branch's thread) -------------------------
+
+    def issue(self, make: Callable[[int], Command]) -> Command:
+        """Give `make` the next sequence number; return the command, or its recorded twin."""
+        self._seq += 1
+        command = make(self._seq)
+        recorded = self._recorded.pop(self._seq, None)
+        if recorded is None:
+            self._new.append(command)
+            return command
+        if recorded.step != command.step:
+            self._divergence = NonDeterministicWorkflow(
+                self.workflow_id, self._seq, recorded.step, command.step
+            )
+            raise Unwind  # not catchable by workflow code
+        return recorded
+
+    def wait_task(self, command: TaskCommand, return_hint: Any) -> Deferred[Any]:
+        deferred: Deferred[Any] = Deferred(self.scheduler, command.step)
+        self._waiting[command.seq] = (deferred, return_hint)
+        return deferred
+
+    def wait_timer(self, command: TimerCommand) -> Deferred[datetime]:
+        deferred: Deferred[datetime] = Deferred(self.scheduler, "timer")
+        self._waiting[command.seq] = (deferred, datetime.fromtimestamp(command.due_ms / 1000, UTC))
+        return deferred
+
+    def inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        _, hint = payload.hints_of(fn)
+        name = getattr(fn, "__qualname__", repr(fn))
+        seq = self._seq + 1
+        if seq in self._recorded:
+            command = self.issue(lambda s: InlineCommand(s, name, b""))
+        else:
+            result = payload.encode(fn(*args), hint, path=f"inline {name}")
+            command = self.issue(lambda s: InlineCommand(s, name, result))
+        assert isinstance(command, InlineCommand)
+        return payload.decode(command.result, hint, path=f"inline {name}")
+
+    def branch(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Deferred[Any]:
+        name = getattr(fn, "__name__", "branch")
+        return self.scheduler.spawn(fn, args, f"branch {name}").deferred
+
+    def now(self) -> datetime:
+        """The time of the event being handled: the same on every replay."""
+        return datetime.fromtimestamp(self.now_ms / 1000, UTC)
+
+    def random(self) -> float:
+        return self._rng.random()
+
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _advance(self, now_ms: int) -> Step:
+        if self.outcome is not None:
+            return Step([])
+        self.now_ms = now_ms
+        self.scheduler.run_until_blocked()
+        if self._divergence is not None:
+            return self._end(Failed(self._divergence))
+        main = self._main
+        if main is not None and main.finished:
+            deferred = main.deferred
+            try:
+                value = deferred.result()
+            except Exception as error:
+                return self._end(Failed(error))
+            try:
+                result = payload.encode(value, self._return_hint, path="result")
+            except SerializationError as error:
+                return self._end(Failed(error))
+            return self._end(Completed(result))
+        return self._take()
+
+    def _end(self, outcome: Outcome) -> Step:
+        self.outcome = outcome
+        self.close()
+        return self._take(outcome)
+
+    def _take(self, outcome: Outcome | None = None) -> Step:
+        commands, self._new = self._new, []
+        return Step(commands, outcome)

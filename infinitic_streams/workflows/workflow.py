@@ -1,0 +1,137 @@
+"""`Workflow`: the base class of user workflows, and the service proxies it hands out.
+
+Everything here runs inside workflow code and delegates to the instance's `WorkflowExecution`
+(set by the engine before the method starts), so a workflow class holds no Kafka or engine
+reference of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from infinitic_streams import payload
+from infinitic_streams.definitions import public_method, service_spec
+from infinitic_streams.workflows.commands import TaskCommand, TimerCommand
+from infinitic_streams.workflows.deferred import Deferred
+
+if TYPE_CHECKING:
+    from infinitic_streams.workflows.execution import WorkflowExecution
+
+
+class Workflow:
+    """Subclass it, decorate with `@workflow`, and write public methods as workflow code:
+    deterministic, waiting only on what this class offers (tasks, timers, branches)."""
+
+    _execution: WorkflowExecution
+
+    @property
+    def workflow_id(self) -> str:
+        return self._execution.workflow_id
+
+    @property
+    def workflow_name(self) -> str:
+        return self._execution.workflow_name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._execution.tags
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return self._execution.meta
+
+    def new_service(
+        self, contract: type, tags: tuple[str, ...] = (), meta: Mapping[str, str] | None = None
+    ) -> Any:
+        """A proxy of the service: calling a method runs the task and returns its result."""
+        return ServiceProxy(self._execution, contract, tuple(tags), dict(meta or {}))
+
+    def dispatch(self, method: TaskMethod, *args: Any) -> Deferred[Any]:
+        """Start a task without waiting for it."""
+        if not isinstance(method, TaskMethod):
+            raise TypeError("dispatch() takes a method of a proxy from new_service()")
+        return method.dispatch(args)
+
+    def branch(self, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run workflow code concurrently with the caller."""
+        return self._execution.branch(fn, args)
+
+    def timer(self, duration: float | timedelta | datetime) -> Deferred[datetime]:
+        """A durable timer: seconds, a timedelta, or an aware datetime to wait until."""
+        execution = self._execution
+        if isinstance(duration, datetime):
+            if duration.tzinfo is None:
+                raise ValueError("timer(datetime) needs an aware datetime (with a tzinfo)")
+            due_ms = int(duration.timestamp() * 1000)
+        else:
+            seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+            due_ms = execution.now_ms + int(seconds * 1000)
+        command = execution.issue(lambda seq: TimerCommand(seq, due_ms))
+        assert isinstance(command, TimerCommand)
+        return execution.wait_timer(command)
+
+    def sleep(self, duration: float | timedelta | datetime) -> None:
+        self.timer(duration).result()
+
+    def inline(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run non-deterministic code once; replays get the recorded result."""
+        return self._execution.inline(fn, args)
+
+    def now(self) -> datetime:
+        return self._execution.now()
+
+    def random(self) -> float:
+        return self._execution.random()
+
+    def uuid(self) -> UUID:
+        return self._execution.uuid()
+
+
+class ServiceProxy:
+    """Stands for a service inside workflow code; its methods are `TaskMethod`s."""
+
+    def __init__(
+        self,
+        execution: WorkflowExecution,
+        contract: type,
+        tags: tuple[str, ...],
+        meta: dict[str, str],
+    ) -> None:
+        self._execution = execution
+        self._spec = service_spec(contract)
+        self._tags, self._meta = tags, meta
+
+    def __getattr__(self, name: str) -> TaskMethod:
+        fn = public_method(self._spec.contract, name)
+        return TaskMethod(self, name, fn)
+
+
+class TaskMethod:
+    def __init__(self, proxy: ServiceProxy, name: str, fn: Callable[..., Any]) -> None:
+        self._proxy, self._name, self._fn = proxy, name, fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self.dispatch(args).result()
+
+    def dispatch(self, args: tuple[Any, ...]) -> Deferred[Any]:
+        proxy = self._proxy
+        spec = proxy._spec
+        param_hints, return_hint = payload.hints_of(self._fn)
+        encoded = tuple(payload.encode_args(args, param_hints))
+        command = proxy._execution.issue(
+            lambda seq: TaskCommand(
+                seq,
+                spec.name,
+                self._name,
+                encoded,
+                proxy._tags,
+                proxy._meta,
+                spec.retry,
+                spec.timeout,
+            )
+        )
+        assert isinstance(command, TaskCommand)
+        return proxy._execution.wait_task(command, return_hint)
