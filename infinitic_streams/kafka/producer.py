@@ -51,9 +51,12 @@ class TransactionalProducer:
     ) -> None:
         while True:
             try:
-                self._producer.produce(
-                    topic, value, key, partition=partition, headers=headers, on_delivery=on_delivery
-                )
+                if on_delivery is None and partition < 0 and headers is None:
+                    self._producer.produce(topic, value, key)  # the hot path: fewest arguments
+                else:
+                    self._producer.produce(
+                        topic, value, key, partition, on_delivery, headers=headers
+                    )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)

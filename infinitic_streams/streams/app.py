@@ -101,8 +101,8 @@ class StreamApp:
                 idle = self.checkpoint.pending or self.recovery.active
                 wait = 0.0 if idle else max(0.0, min(next_timers - now, 0.1))
                 messages = self.consumer.consume(self.config.max_poll_records, wait)
-                for message in messages:
-                    self._handle(message)
+                if messages:
+                    self._handle_batch(messages)
                 now = time.monotonic()
                 if now >= next_timers:
                     self._fire_timers()
@@ -237,36 +237,37 @@ class StreamApp:
 
     # -- processing -------------------------------------------------------------------------
 
-    def _handle(self, message: Message) -> None:
+    def _handle_batch(self, messages: list[Message]) -> None:
+        self.checkpoint.begin()
+        handled = 0
+        for message in messages:
+            handled += self._handle(message)
+        self.metrics.processed.inc(handled)
+
+    def _handle(self, message: Message) -> bool:
+        """Process one message (or dead-letter it); False if it must be consumed again."""
         error = message.error()
         if error is not None:
             if error.fatal():
                 raise InfiniticError(f"consumer failed: {error.str()}")
             self._log(f"consumer error: {error.str()}")
-            return
-        partition = self.partitions.get(message.partition())
+            return False
+        topic, number, offset = message.topic(), message.partition(), message.offset()
+        partition = self.partitions.get(number)
         if partition is None or not partition.ready:
             # Fetched just before a pause or revoke: it will be consumed again later.
-            self.consumer.seek(
-                TopicPartition(message.topic(), message.partition(), message.offset())
-            )
-            return
-        self.checkpoint.begin()
+            self.consumer.seek(TopicPartition(topic, number, offset))
+            return False
+        key, raw = message.key(), message.value()
         try:
-            value = self.processor.decode(message.key(), message.value())
+            value = self.processor.decode(key, raw)
         except Exception as exc:
             self._dead_letter(message, f"undecodable input: {exc!r}")
         else:
             record = Record(
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                message.key(),
-                value,
-                message.timestamp()[1],
-                message.headers() or [],
+                topic, number, offset, key, value, message.timestamp()[1], message.headers() or []
             )
-            context = Context(partition.transaction, record.partition)
+            context = Context(partition.transaction, number)
             try:
                 self.processor.process(context, record)
             except Exception:
@@ -276,8 +277,8 @@ class StreamApp:
                 )
             else:
                 self._apply(partition, context)
-        self.checkpoint.consumed(message)
-        self.metrics.processed.inc()
+        self.checkpoint.consumed(topic, number, offset)
+        return True
 
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)

@@ -68,9 +68,9 @@ class Checkpoint:
             self._producer.begin()
             self.opened_at = time.monotonic()
 
-    def consumed(self, message: Message) -> None:
-        self.offsets[(message.topic(), message.partition())] = message.offset() + 1
-        self.touched.add(message.partition())
+    def consumed(self, topic: str, partition: int, offset: int) -> None:
+        self.offsets[(topic, partition)] = offset + 1
+        self.touched.add(partition)
         self.count += 1
 
     def touch(self, partition: int) -> None:

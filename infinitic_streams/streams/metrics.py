@@ -36,7 +36,10 @@ class StreamMetrics:
             "infinitic_restore_records", "Changelog records restored.", labels, registry=registry
         ).labels(processor)
         self.restore_seconds = Counter(
-            "infinitic_restore_seconds", "Time spent restoring.", labels, registry=registry
+            "infinitic_restore_seconds",
+            "Wall-clock time the main loop spent restoring (all partitions together).",
+            labels,
+            registry=registry,
         ).labels(processor)
         self.dead_letters = Counter(
             "infinitic_dead_letters", "Inputs sent to the DLQ.", labels, registry=registry
@@ -64,10 +67,6 @@ class StreamMetrics:
             registry=registry,
         )
         self._processor = processor
-
-    def restored(self, records: int, seconds: float) -> None:
-        self.restore_records.inc(records)
-        self.restore_seconds.inc(seconds)
 
     def partition(self, partition: int, keys: int, timers: int, lag: int) -> None:
         labels = (self._processor, str(partition))

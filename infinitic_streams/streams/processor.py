@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "state"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per message, frozen init is slower
 class Record:
     """One input message, its value already decoded by `Processor.decode`."""
 

@@ -54,6 +54,9 @@ class Recovery:
         self._metrics = metrics
         self._log = log
         self._tasks: dict[int, RestoreTask] = {}
+        # Fetch the changelog's metadata now: a first fetch without it waits for librdkafka's
+        # one-second metadata retry.
+        consumer.list_topics(changelog_topic, timeout=10)
 
     @property
     def active(self) -> bool:
@@ -87,6 +90,7 @@ class Recovery:
 
     def step(self, max_records: int = 10_000, timeout: float = 0.05) -> list[int]:
         """Apply up to `max_records` changelog records; return the partitions now restored."""
+        started = time.monotonic()
         batch: dict[int, dict[str, dict[bytes, bytes | None]]] = {}
         last_offsets: dict[int, int] = {}
         counts: dict[int, int] = {}
@@ -104,7 +108,10 @@ class Recovery:
             task = self._tasks[partition]
             task.store.write(changes, last_offsets[partition] + 1)
             task.records += counts[partition]
-        return self._finished()
+            self._metrics.restore_records.inc(counts[partition])
+        finished = self._finished()
+        self._metrics.restore_seconds.inc(time.monotonic() - started)
+        return finished
 
     def _finished(self) -> list[int]:
         partitions = [TopicPartition(self._topic, p) for p in self._tasks]
@@ -118,7 +125,6 @@ class Recovery:
         for partition in done:
             task = self._tasks[partition]
             seconds = time.monotonic() - task.started_at
-            self._metrics.restored(task.records, seconds)
             self._log(f"restored partition {partition}: {task.records} records in {seconds:.2f} s")
             self.cancel(partition)
         return done

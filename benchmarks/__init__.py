@@ -1,0 +1,1 @@
+"""Benchmarks on a real Kafka broker: `python benchmarks/streams.py --quick`."""

@@ -1,0 +1,689 @@
+"""Throughput of the stream runtime, next to a raw-Kafka floor, and its restore speed.
+
+    python benchmarks/streams.py [--bootstrap ADDR] [--quick] [--messages N] [--keys K]
+                                 [--restore-keys R] [--producer KEY=VALUE ...] [--verbose]
+
+Everything runs in this process, one measurement at a time, against one broker (default:
+$INFINITIC_KAFKA, else 127.0.0.1:9092), in a fresh namespace `bench-<uuid8>` whose topics and
+consumer groups are deleted at the end.
+
+1. runtime: a counting processor (state per key += value, emit the new total; the logic of
+   tests/apps/processors.Counter) run by `StreamApp`, exactly-once, default commit settings,
+   over N pre-produced messages with K keys on an 8-partition input topic.
+2. floor: a plain confluent-kafka loop of the same exactly-once shape over the same N messages
+   (another copy of the input): a read_committed consumer, one transactional producer with
+   the runtime's settings, one output per input, no state; every 100 ms or 1,000 messages,
+   and whenever the input goes idle: flush, send the offsets to the transaction, commit. It
+   is the least a Python process can do for the same exactly-once output, so
+   `ratio_to_floor` (runtime / floor) shows what the runtime's own work costs.
+3. restore: the runtime's app goes on with R more messages of R distinct keys, produced in one
+   transaction so that the app sees them all at once (its rate on them, every key new to the
+   store, is printed as `seed`); that puts R more records in the changelog. The app stops. A
+   new StreamApp on an empty state directory restores every changelog partition.
+
+Runtime and floor are timed from the first message processed to the moment the consumer
+group's committed offsets, polled from another client, reach the end of every input partition:
+that is, until the last output is committed, not merely computed. Each is measured once:
+expect +-25% between runs on a small machine (some transactions stall for 20-100 ms).
+
+Restore is timed from the first partition's restore start to the last partition's end (the
+runtime's own log records), over the `infinitic_restore_records` counter. The runtime's
+`infinitic_restore_seconds` sums the partitions' restore times, which overlap: records / that
+sum (`restore_metric_records_per_s`) is a rate per partition, not the app's. Some restores
+wait about a second before their first fetch (the restore consumer has no metadata for the
+changelog yet): those runs show a rate 2-4 times lower.
+
+Progress goes to stderr; stdout gets a table (phase, messages, seconds, msgs/s) and, as its
+last line, one JSON object:
+    runtime_msgs_per_s, floor_msgs_per_s   messages per second of each loop, end to end
+    ratio_to_floor                         runtime / floor (1.0: the runtime costs nothing)
+    restore_records_per_s                  changelog records restored per second (wall clock)
+    restore_records, restore_seconds, restore_metric_records_per_s, seed_msgs_per_s
+    messages, keys, restore_keys, partitions, quick, producer, namespace, bootstrap
+                                           the run's settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+
+from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
+from infinitic_streams.streams import Context, Processor, Record, StreamApp, StreamConfig
+
+PARTITIONS = 8
+# Both loops run at 50k-150k msgs/s on a 2-core machine: 25k messages would last a quarter of
+# a second, too short to average out the transactions that stall for 20-100 ms.
+QUICK = {"messages": 200_000, "keys": 1_000, "restore_keys": 200_000}
+FULL = {"messages": 500_000, "keys": 1_000, "restore_keys": 500_000}
+# The runtime's defaults (StreamConfig), which the floor copies.
+COMMIT_INTERVAL_S = StreamConfig.commit_interval_ms / 1000
+COMMIT_EVERY = StreamConfig.commit_every
+MAX_POLL_RECORDS = StreamConfig.max_poll_records
+TIMEOUT_S = 300.0  # for any single wait: a stuck phase fails instead of hanging
+
+Ends = dict[int, int]  # partition -> the offset after its last input record
+
+log = logging.getLogger("benchmarks.streams")
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str
+    namespace: str
+    messages: int
+    keys: int
+    restore_keys: int
+    quick: bool
+    # librdkafka settings for the transactional producers of both the runtime and the floor
+    producer: dict[str, str] = field(default_factory=dict)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.namespace}.{suffix}"
+
+    @property
+    def group(self) -> str:
+        """The consumer group of the runtime's app (StreamApp names it namespace.processor)."""
+        return self.topic(Counter.name)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    phase: str
+    messages: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What `measure` watches of one processing loop."""
+
+    group: str  # its consumer group
+    topic: str  # its input
+    processed: Callable[[], int]  # messages processed so far
+    first_at: Callable[[], float | None]  # when it processed its first message (monotonic)
+    check: Callable[[], None]  # raises if the loop died
+
+
+# -- the workloads ------------------------------------------------------------------------------
+
+
+class Counter(Processor):
+    """tests/apps/processors.Counter, noting when it processed its first message."""
+
+    name = "counter"
+
+    def __init__(self, namespace: str) -> None:
+        self.input_topics = (f"{namespace}.increments",)
+        self.output = f"{namespace}.counts"
+        self.first_at: float | None = None
+
+    def decode(self, key: bytes | None, value: bytes | None) -> int:
+        return int(value or b"")
+
+    def process(self, ctx: Context, record: Record) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        assert record.key is not None
+        total = int(ctx.get(record.key) or b"0") + record.value
+        ctx.put(record.key, str(total).encode())
+        ctx.emit(self.output, record.key, str(total).encode())
+
+
+class FloorLoop:
+    """consume -> produce, exactly once, no state: the runtime's loop minus the runtime."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        input_topic: str,
+        output_topic: str,
+        group: str,
+        producer: dict[str, str],
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.producer_config = producer
+        self.input_topic = input_topic
+        self.output_topic = output_topic
+        self.group = group
+        self.processed = 0
+        self.first_at: float | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        common = {"bootstrap.servers": self.bootstrap}
+        producer = Producer(
+            {
+                **common,
+                "transactional.id": f"{self.group}.{uuid.uuid4()}",
+                "transaction.timeout.ms": 60_000,
+                **self.producer_config,
+            }
+        )
+        producer.init_transactions(60)
+        consumer = Consumer(
+            {
+                **common,
+                "group.id": self.group,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 2_000,
+            }
+        )
+        consumer.subscribe([self.input_topic])
+        try:
+            self._loop(consumer, producer)
+        finally:
+            consumer.close()
+            producer.flush(10)
+
+    def _loop(self, consumer: Consumer, producer: Producer) -> None:
+        offsets: dict[int, int] = {}  # partition -> next offset, in the open transaction
+        count, opened_at = 0, 0.0
+        while not self._stop.is_set():
+            messages = consumer.consume(MAX_POLL_RECORDS, 0.0 if offsets else 0.1)
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().fatal():
+                        raise KafkaException(message.error())
+                    continue
+                if not offsets:
+                    producer.begin_transaction()
+                    opened_at = time.monotonic()
+                    if self.first_at is None:
+                        self.first_at = opened_at
+                producer.produce(self.output_topic, message.value(), message.key())
+                offsets[message.partition()] = message.offset() + 1
+                count += 1
+                self.processed += 1
+            elapsed = time.monotonic() - opened_at
+            if offsets and (not messages or count >= COMMIT_EVERY or elapsed >= COMMIT_INTERVAL_S):
+                self._commit(consumer, producer, offsets)
+                offsets.clear()
+                count = 0
+
+    def _commit(self, consumer: Consumer, producer: Producer, offsets: dict[int, int]) -> None:
+        """Flush, send the offsets, commit: the runtime's order, and the faster one. Offsets
+        sent before the flush often reach the coordinator while it still writes the previous
+        transaction's markers: it answers CONCURRENT_TRANSACTIONS and librdkafka retries
+        after retry.backoff.ms (100 ms), which cut this loop's throughput by half or more."""
+        positions = [TopicPartition(self.input_topic, p, o) for p, o in offsets.items()]
+        producer.flush(30)
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+
+
+# -- running things in the background ----------------------------------------------------------
+
+
+class Background:
+    """Runs `target` in a daemon thread and keeps its exception for `check` and `join`."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self.error: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as error:
+            self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
+        if not self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name} stopped early")
+
+    def join(self, timeout: float = 60.0) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name} did not stop within {timeout} s")
+        if self.error is not None:
+            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
+
+
+class RunningApp:
+    """A StreamApp running in a thread, with its own metrics registry."""
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self.registry = CollectorRegistry()
+        self.processor = Counter(settings.namespace)
+        self.group = settings.group
+        config = StreamConfig(
+            bootstrap_servers=settings.bootstrap,
+            namespace=settings.namespace,
+            state_dir=state_dir,
+            producer=dict(settings.producer),
+        )
+        self.app = StreamApp(self.processor, config, self.registry)
+        self.thread = Background(self.app.run, f"stream-app-{state_dir.name}")
+
+    def metric(self, name: str) -> float:
+        value = self.registry.get_sample_value(name, {"processor": Counter.name})
+        return value or 0.0
+
+    @property
+    def processed(self) -> int:
+        return int(self.metric("infinitic_messages_processed_total"))
+
+    @property
+    def probe(self) -> Probe:
+        return Probe(
+            self.group,
+            self.processor.input_topics[0],
+            lambda: self.processed,
+            lambda: self.processor.first_at,
+            self.thread.check,
+        )
+
+    def stop(self) -> None:
+        self.app.stop()
+        self.thread.join()
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    check: Callable[[], None],
+    interval: float = 0.005,
+    timeout: float = TIMEOUT_S,
+) -> float:
+    """Poll `condition` until true; return the time it was seen true. `check` raises if the
+    thing being waited for has failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return time.monotonic()
+        check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+# -- topics and inputs -------------------------------------------------------------------------
+
+
+def keyed_records(count: int, keys: int, prefix: str) -> Iterable[tuple[bytes, bytes]]:
+    """`count` increments of 1 over `keys` keys, round robin."""
+    return ((f"{prefix}{i % keys}".encode(), b"1") for i in range(count))
+
+
+def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]], atomic: bool = False
+) -> Ends:
+    """Produce `records`; return the offset after the last one in each partition.
+
+    `atomic`: in one transaction, so that a running app (read_committed) sees none of them
+    until all are there. Its commit marker then takes the partitions' last offset, which no
+    consumer group ever commits: hence offsets from delivery reports, not watermarks.
+    """
+    config: dict[str, object] = {"bootstrap.servers": bootstrap, "linger.ms": 20}
+    if atomic:
+        config["transactional.id"] = f"{topic}.feeder.{uuid.uuid4()}"
+    producer = Producer(config)
+    ends: Ends = {}
+    errors: list[str] = []
+
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            errors.append(error.str())
+        else:
+            ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
+
+    if atomic:
+        producer.init_transactions(60)
+        producer.begin_transaction()
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120) > 0 or errors:
+        raise RuntimeError(f"could not produce to {topic}: {errors[:1]}")
+    if atomic:
+        producer.commit_transaction(60)
+    return ends
+
+
+def create_topics(settings: Settings) -> None:
+    ensure_topics(
+        settings.bootstrap,
+        [
+            TopicSpec(settings.topic(suffix), PARTITIONS)
+            for suffix in ("increments", "counts", "floor-in", "floor-out")
+        ],
+    )
+
+
+def produce_inputs(settings: Settings) -> tuple[Ends, Ends]:
+    """The same N messages for the runtime and for the floor, before either starts."""
+
+    def inputs(suffix: str) -> Ends:
+        records = keyed_records(settings.messages, settings.keys, "k")
+        return produce(settings.bootstrap, settings.topic(suffix), records)
+
+    return inputs("increments"), inputs("floor-in")
+
+
+def delete_namespace(settings: Settings) -> None:
+    """Delete the run's topics and consumer groups (best effort: report, do not raise)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    prefix = settings.namespace + "."
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
+    groups = [settings.group, settings.topic("floor")]
+    futures: dict[str, Any] = {}
+    if topics:
+        futures.update(admin.delete_topics(topics, operation_timeout=30))
+    futures.update(admin.delete_consumer_groups(groups, request_timeout=30))
+    for name, future in futures.items():
+        try:
+            future.result(60)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:  # a phase that never ran
+                log.warning("could not delete %s: %s", name, error.args[0].str())
+    note(f"deleted {len(topics)} topics and the consumer groups of {settings.namespace}")
+
+
+# -- the measurements --------------------------------------------------------------------------
+
+
+def wait_committed(bootstrap: str, probe: Probe, ends: Ends) -> float:
+    """Poll the group's committed offsets until they reach `ends`; return when they did."""
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": probe.group})
+    partitions = [TopicPartition(probe.topic, p) for p in sorted(ends)]
+
+    def caught_up() -> bool:
+        committed = watcher.committed(partitions, timeout=30)
+        return all(tp.offset >= ends[tp.partition] for tp in committed)
+
+    try:
+        return wait_until(caught_up, f"{probe.group}: commits", probe.check, interval=0.02)
+    finally:
+        watcher.close()
+
+
+def measure(bootstrap: str, phase: str, probe: Probe, ends: Ends, total: int) -> Measurement:
+    """Wait until the loop processed `total` messages in all, then until its group committed
+    `ends`; time it from the loop's first message."""
+    wait_until(lambda: probe.processed() >= total, f"{phase}: processing", probe.check)
+    done_at = wait_committed(bootstrap, probe, ends)
+    started_at = probe.first_at()
+    assert started_at is not None
+    return Measurement(phase, total, done_at - started_at)
+
+
+def seed_changelog(settings: Settings, app: RunningApp, ends: Ends) -> Measurement:
+    """Send `restore_keys` messages of distinct keys through the running app, so that the
+    changelog holds that many more records; time it like the runtime."""
+    app.processor.first_at = None
+    records = keyed_records(settings.restore_keys, settings.restore_keys, "r")
+    seed_ends = produce(settings.bootstrap, settings.topic("increments"), records, atomic=True)
+    total = settings.messages + settings.restore_keys
+    measured = measure(settings.bootstrap, "seed", app.probe, {**ends, **seed_ends}, total)
+    return Measurement("seed", settings.restore_keys, measured.seconds)
+
+
+def check_runtime(app: RunningApp, expected: int) -> None:
+    """Warn when the run did not go straight through: aborts redo work and skew the numbers."""
+    aborts = app.metric("infinitic_transactions_aborted_total")
+    dead = app.metric("infinitic_dead_letters_total")
+    if aborts or dead or app.processed != expected:
+        log.warning(
+            "runtime: %d processed for %d inputs, %d aborts, %d dead letters",
+            app.processed,
+            expected,
+            aborts,
+            dead,
+        )
+
+
+def measure_floor(settings: Settings, ends: Ends) -> Measurement:
+    loop = FloorLoop(
+        settings.bootstrap,
+        settings.topic("floor-in"),
+        settings.topic("floor-out"),
+        settings.topic("floor"),
+        settings.producer,
+    )
+    thread = Background(loop.run, "floor")
+    probe = Probe(
+        loop.group, loop.input_topic, lambda: loop.processed, lambda: loop.first_at, thread.check
+    )
+    try:
+        return measure(settings.bootstrap, "floor", probe, ends, settings.messages)
+    finally:
+        loop.stop()
+        thread.join()
+
+
+class RestoreWatch(logging.Handler):
+    """Times the restore from the runtime's log: 'restoring partition' when a partition's
+    restore starts, 'restored partition' when it ends, 'assigned partitions' after all
+    starts of an assignment."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.assigned = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "] restoring partition " in text:
+            self.starts.append(record.created)
+        elif "] restored partition " in text:
+            self.ends.append(record.created)
+        elif "] assigned partitions " in text:
+            self.assigned = True
+
+    def done(self) -> bool:
+        return self.assigned and len(self.ends) == len(self.starts)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.ends) - min(self.starts) if self.starts else 0.0
+
+
+def measure_restore(settings: Settings, state_dir: Path) -> tuple[Measurement, float]:
+    """Restore the whole changelog into an empty state dir; return the measurement and the
+    records/s the metrics give (records / summed per-partition seconds)."""
+    watch = RestoreWatch()
+    runtime_logger = logging.getLogger("infinitic_streams.streams")
+    runtime_logger.addHandler(watch)
+    app = RunningApp(settings, state_dir)
+    try:
+        wait_until(watch.done, "restore", app.thread.check, interval=0.01)
+    finally:
+        app.stop()
+        runtime_logger.removeHandler(watch)
+    records = int(app.metric("infinitic_restore_records_total"))
+    metric_seconds = app.metric("infinitic_restore_seconds_total")
+    if not watch.starts:
+        log.warning("restore: the new app found nothing to restore")
+    metric_rate = records / metric_seconds if metric_seconds else 0.0
+    return Measurement("restore", records, watch.seconds), metric_rate
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def note(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+def print_header() -> None:
+    print(f"{'phase':<10} {'messages':>10} {'seconds':>9} {'msgs/s':>10}", flush=True)
+
+
+def print_row(measured: Measurement) -> None:
+    print(
+        f"{measured.phase:<10} {measured.messages:>10,} {measured.seconds:>9.3f} "
+        f"{measured.per_second:>10,.0f}",
+        flush=True,
+    )
+
+
+def summary(
+    settings: Settings,
+    runtime: Measurement,
+    floor: Measurement,
+    restore: Measurement,
+    restore_metric_rate: float,
+    seed: Measurement,
+) -> dict[str, object]:
+    return {
+        "runtime_msgs_per_s": round(runtime.per_second, 1),
+        "floor_msgs_per_s": round(floor.per_second, 1),
+        "ratio_to_floor": round(runtime.per_second / floor.per_second, 3),
+        "restore_records_per_s": round(restore.per_second, 1),
+        "restore_records": restore.messages,
+        "restore_seconds": round(restore.seconds, 3),
+        "restore_metric_records_per_s": round(restore_metric_rate, 1),
+        "seed_msgs_per_s": round(seed.per_second, 1),
+        "runtime_seconds": round(runtime.seconds, 3),
+        "floor_seconds": round(floor.seconds, 3),
+        "messages": settings.messages,
+        "keys": settings.keys,
+        "restore_keys": settings.restore_keys,
+        "partitions": PARTITIONS,
+        "quick": settings.quick,
+        "producer": settings.producer,
+        "namespace": settings.namespace,
+        "bootstrap": settings.bootstrap,
+    }
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def run(settings: Settings, work_dir: Path) -> dict[str, object]:
+    note(f"namespace {settings.namespace} on {settings.bootstrap}")
+    create_topics(settings)
+    runtime_ends, floor_ends = produce_inputs(settings)
+    print_header()
+
+    note(f"runtime: {settings.messages:,} messages over {settings.keys:,} keys")
+    app = RunningApp(settings, work_dir / "state")
+    try:
+        runtime = measure(settings.bootstrap, "runtime", app.probe, runtime_ends, settings.messages)
+        print_row(runtime)
+        note(f"seed: {settings.restore_keys:,} messages of distinct keys, for the restore")
+        seed = seed_changelog(settings, app, runtime_ends)
+    finally:
+        app.stop()
+    check_runtime(app, settings.messages + settings.restore_keys)
+    note(f"seed went at {seed.per_second:,.0f} msgs/s ({seed.seconds:.2f} s)")
+
+    note("floor: raw confluent-kafka, same input, same transactions")
+    floor = measure_floor(settings, floor_ends)
+    print_row(floor)
+
+    note("restore: a new app on an empty state dir")
+    restore, metric_rate = measure_restore(settings, work_dir / "restore-state")
+    print_row(restore)
+    return summary(settings, runtime, floor, restore, metric_rate, seed)
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("INFINITIC_KAFKA") or "127.0.0.1:9092",
+        help="the broker (default: $INFINITIC_KAFKA, else 127.0.0.1:9092)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (well under 2 min)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        help=f"inputs of the runtime and floor runs ({FULL['messages']:,}, quick "
+        f"{QUICK['messages']:,})",
+    )
+    parser.add_argument("--keys", type=int, help=f"distinct keys of those ({FULL['keys']:,})")
+    parser.add_argument(
+        "--restore-keys",
+        type=int,
+        help=f"distinct keys sent for the restore ({FULL['restore_keys']:,}, quick "
+        f"{QUICK['restore_keys']:,})",
+    )
+    parser.add_argument(
+        "--producer",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="librdkafka setting of the runtime's and the floor's producers (repeatable)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the runtime's log")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    settings = Settings(
+        bootstrap=args.bootstrap,
+        namespace=f"bench-{uuid.uuid4().hex[:8]}",
+        messages=args.messages or sizes["messages"],
+        keys=args.keys or sizes["keys"],
+        restore_keys=args.restore_keys or sizes["restore_keys"],
+        quick=args.quick,
+        producer=dict(item.split("=", 1) for item in args.producer),
+    )
+    return settings, args.verbose
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO records reach the loggers (RestoreWatch needs the runtime's); stderr shows
+    warnings only, unless verbose."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, verbose = parse_settings(argv)
+    configure_logging(verbose)
+    work_dir = Path(tempfile.mkdtemp(prefix="infinitic-bench-"))
+    started = time.monotonic()
+    try:
+        result = run(settings, work_dir)
+    finally:
+        try:
+            delete_namespace(settings)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    note(f"done in {time.monotonic() - started:.1f} s")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
