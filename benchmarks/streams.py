@@ -26,19 +26,16 @@ group's committed offsets, polled from another client, reach the end of every in
 that is, until the last output is committed, not merely computed. Each is measured once:
 expect +-25% between runs on a small machine (some transactions stall for 20-100 ms).
 
-Restore is timed from the first partition's restore start to the last partition's end (the
-runtime's own log records), over the `infinitic_restore_records` counter. The runtime's
-`infinitic_restore_seconds` sums the partitions' restore times, which overlap: records / that
-sum (`restore_metric_records_per_s`) is a rate per partition, not the app's. Some restores
-wait about a second before their first fetch (the restore consumer has no metadata for the
-changelog yet): those runs show a rate 2-4 times lower.
+Restore is timed by the new app's own metrics, read once every partition is restored:
+`infinitic_restore_records` over `infinitic_restore_seconds`, the wall-clock time its main loop
+spent restoring (all partitions together).
 
 Progress goes to stderr; stdout gets a table (phase, messages, seconds, msgs/s) and, as its
 last line, one JSON object:
     runtime_msgs_per_s, floor_msgs_per_s   messages per second of each loop, end to end
     ratio_to_floor                         runtime / floor (1.0: the runtime costs nothing)
     restore_records_per_s                  changelog records restored per second (wall clock)
-    restore_records, restore_seconds, restore_metric_records_per_s, seed_msgs_per_s
+    restore_records, restore_seconds, seed_msgs_per_s, runtime_seconds, floor_seconds
     messages, keys, restore_keys, partitions, quick, producer, namespace, bootstrap
                                            the run's settings
 """
@@ -49,14 +46,13 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +88,7 @@ class Settings:
     restore_keys: int
     quick: bool
     # librdkafka settings for the transactional producers of both the runtime and the floor
-    producer: dict[str, str] = field(default_factory=dict)
+    producer: dict[str, str]
 
     def topic(self, suffix: str) -> str:
         return f"{self.namespace}.{suffix}"
@@ -112,17 +108,6 @@ class Measurement:
     @property
     def per_second(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What `measure` watches of one processing loop."""
-
-    group: str  # its consumer group
-    topic: str  # its input
-    processed: Callable[[], int]  # messages processed so far
-    first_at: Callable[[], float | None]  # when it processed its first message (monotonic)
-    check: Callable[[], None]  # raises if the loop died
 
 
 # -- the workloads ------------------------------------------------------------------------------
@@ -151,36 +136,31 @@ class Counter(Processor):
 
 
 class FloorLoop:
-    """consume -> produce, exactly once, no state: the runtime's loop minus the runtime."""
+    """consume -> produce, exactly once, no state: the runtime's loop minus the runtime.
+    Runs in a thread from creation until `stop`."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        input_topic: str,
-        output_topic: str,
-        group: str,
-        producer: dict[str, str],
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.producer_config = producer
-        self.input_topic = input_topic
-        self.output_topic = output_topic
-        self.group = group
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.group = settings.topic("floor")
+        self.topic = settings.topic("floor-in")
         self.processed = 0
         self.first_at: float | None = None
         self._stop = threading.Event()
+        self.thread = Background(self._run, "floor")
+        self.check = self.thread.check
 
     def stop(self) -> None:
         self._stop.set()
+        self.thread.join()
 
-    def run(self) -> None:
-        common = {"bootstrap.servers": self.bootstrap}
+    def _run(self) -> None:
+        common = {"bootstrap.servers": self.settings.bootstrap}
         producer = Producer(
             {
                 **common,
                 "transactional.id": f"{self.group}.{uuid.uuid4()}",
                 "transaction.timeout.ms": 60_000,
-                **self.producer_config,
+                **self.settings.producer,
             }
         )
         producer.init_transactions(60)
@@ -196,7 +176,7 @@ class FloorLoop:
                 "heartbeat.interval.ms": 2_000,
             }
         )
-        consumer.subscribe([self.input_topic])
+        consumer.subscribe([self.topic])
         try:
             self._loop(consumer, producer)
         finally:
@@ -204,6 +184,7 @@ class FloorLoop:
             producer.flush(10)
 
     def _loop(self, consumer: Consumer, producer: Producer) -> None:
+        output = self.settings.topic("floor-out")
         offsets: dict[int, int] = {}  # partition -> next offset, in the open transaction
         count, opened_at = 0, 0.0
         while not self._stop.is_set():
@@ -218,7 +199,7 @@ class FloorLoop:
                     opened_at = time.monotonic()
                     if self.first_at is None:
                         self.first_at = opened_at
-                producer.produce(self.output_topic, message.value(), message.key())
+                producer.produce(output, message.value(), message.key())
                 offsets[message.partition()] = message.offset() + 1
                 count += 1
                 self.processed += 1
@@ -233,7 +214,7 @@ class FloorLoop:
         sent before the flush often reach the coordinator while it still writes the previous
         transaction's markers: it answers CONCURRENT_TRANSACTIONS and librdkafka retries
         after retry.backoff.ms (100 ms), which cut this loop's throughput by half or more."""
-        positions = [TopicPartition(self.input_topic, p, o) for p, o in offsets.items()]
+        positions = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
         producer.flush(30)
         producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(30)
@@ -272,12 +253,13 @@ class Background:
 
 
 class RunningApp:
-    """A StreamApp running in a thread, with its own metrics registry."""
+    """The runtime's loop: a StreamApp running in a thread, with its own metrics registry."""
 
     def __init__(self, settings: Settings, state_dir: Path) -> None:
         self.registry = CollectorRegistry()
         self.processor = Counter(settings.namespace)
         self.group = settings.group
+        self.topic = self.processor.input_topics[0]
         config = StreamConfig(
             bootstrap_servers=settings.bootstrap,
             namespace=settings.namespace,
@@ -286,6 +268,7 @@ class RunningApp:
         )
         self.app = StreamApp(self.processor, config, self.registry)
         self.thread = Background(self.app.run, f"stream-app-{state_dir.name}")
+        self.check = self.thread.check
 
     def metric(self, name: str) -> float:
         value = self.registry.get_sample_value(name, {"processor": Counter.name})
@@ -296,14 +279,13 @@ class RunningApp:
         return int(self.metric("infinitic_messages_processed_total"))
 
     @property
-    def probe(self) -> Probe:
-        return Probe(
-            self.group,
-            self.processor.input_topics[0],
-            lambda: self.processed,
-            lambda: self.processor.first_at,
-            self.thread.check,
-        )
+    def first_at(self) -> float | None:
+        return self.processor.first_at
+
+    def restored(self) -> bool:
+        """Every partition assigned and restored (its restore metrics are final then)."""
+        partitions = list(self.app.partitions.values())
+        return len(partitions) == PARTITIONS and all(p.ready for p in partitions)
 
     def stop(self) -> None:
         self.app.stop()
@@ -418,29 +400,26 @@ def delete_namespace(settings: Settings) -> None:
 # -- the measurements --------------------------------------------------------------------------
 
 
-def wait_committed(bootstrap: str, probe: Probe, ends: Ends) -> float:
-    """Poll the group's committed offsets until they reach `ends`; return when they did."""
-    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": probe.group})
-    partitions = [TopicPartition(probe.topic, p) for p in sorted(ends)]
+def measure(
+    bootstrap: str, phase: str, loop: RunningApp | FloorLoop, ends: Ends, total: int
+) -> Measurement:
+    """Wait until `loop` processed `total` messages in all, then until its consumer group's
+    committed offsets, polled from another client, reach `ends`; time it from the loop's first
+    message."""
+    wait_until(lambda: loop.processed >= total, f"{phase}: processing", loop.check)
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": loop.group})
+    partitions = [TopicPartition(loop.topic, p) for p in sorted(ends)]
 
-    def caught_up() -> bool:
-        committed = watcher.committed(partitions, timeout=30)
-        return all(tp.offset >= ends[tp.partition] for tp in committed)
+    def committed() -> bool:
+        offsets = watcher.committed(partitions, timeout=30)
+        return all(tp.offset >= ends[tp.partition] for tp in offsets)
 
     try:
-        return wait_until(caught_up, f"{probe.group}: commits", probe.check, interval=0.02)
+        done_at = wait_until(committed, f"{phase}: commits", loop.check, interval=0.02)
     finally:
         watcher.close()
-
-
-def measure(bootstrap: str, phase: str, probe: Probe, ends: Ends, total: int) -> Measurement:
-    """Wait until the loop processed `total` messages in all, then until its group committed
-    `ends`; time it from the loop's first message."""
-    wait_until(lambda: probe.processed() >= total, f"{phase}: processing", probe.check)
-    done_at = wait_committed(bootstrap, probe, ends)
-    started_at = probe.first_at()
-    assert started_at is not None
-    return Measurement(phase, total, done_at - started_at)
+    assert loop.first_at is not None
+    return Measurement(phase, total, done_at - loop.first_at)
 
 
 def seed_changelog(settings: Settings, app: RunningApp, ends: Ends) -> Measurement:
@@ -450,8 +429,8 @@ def seed_changelog(settings: Settings, app: RunningApp, ends: Ends) -> Measureme
     records = keyed_records(settings.restore_keys, settings.restore_keys, "r")
     seed_ends = produce(settings.bootstrap, settings.topic("increments"), records, atomic=True)
     total = settings.messages + settings.restore_keys
-    measured = measure(settings.bootstrap, "seed", app.probe, {**ends, **seed_ends}, total)
-    return Measurement("seed", settings.restore_keys, measured.seconds)
+    measured = measure(settings.bootstrap, "seed", app, {**ends, **seed_ends}, total)
+    return replace(measured, messages=settings.restore_keys)
 
 
 def check_runtime(app: RunningApp, expected: int) -> None:
@@ -469,70 +448,24 @@ def check_runtime(app: RunningApp, expected: int) -> None:
 
 
 def measure_floor(settings: Settings, ends: Ends) -> Measurement:
-    loop = FloorLoop(
-        settings.bootstrap,
-        settings.topic("floor-in"),
-        settings.topic("floor-out"),
-        settings.topic("floor"),
-        settings.producer,
-    )
-    thread = Background(loop.run, "floor")
-    probe = Probe(
-        loop.group, loop.input_topic, lambda: loop.processed, lambda: loop.first_at, thread.check
-    )
+    loop = FloorLoop(settings)
     try:
-        return measure(settings.bootstrap, "floor", probe, ends, settings.messages)
+        return measure(settings.bootstrap, "floor", loop, ends, settings.messages)
     finally:
         loop.stop()
-        thread.join()
 
 
-class RestoreWatch(logging.Handler):
-    """Times the restore from the runtime's log: 'restoring partition' when a partition's
-    restore starts, 'restored partition' when it ends, 'assigned partitions' after all
-    starts of an assignment."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.starts: list[float] = []
-        self.ends: list[float] = []
-        self.assigned = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if "] restoring partition " in text:
-            self.starts.append(record.created)
-        elif "] restored partition " in text:
-            self.ends.append(record.created)
-        elif "] assigned partitions " in text:
-            self.assigned = True
-
-    def done(self) -> bool:
-        return self.assigned and len(self.ends) == len(self.starts)
-
-    @property
-    def seconds(self) -> float:
-        return max(self.ends) - min(self.starts) if self.starts else 0.0
-
-
-def measure_restore(settings: Settings, state_dir: Path) -> tuple[Measurement, float]:
-    """Restore the whole changelog into an empty state dir; return the measurement and the
-    records/s the metrics give (records / summed per-partition seconds)."""
-    watch = RestoreWatch()
-    runtime_logger = logging.getLogger("infinitic_streams.streams")
-    runtime_logger.addHandler(watch)
+def measure_restore(settings: Settings, state_dir: Path) -> Measurement:
+    """Restore the whole changelog into an empty state dir; time it by the app's metrics."""
     app = RunningApp(settings, state_dir)
     try:
-        wait_until(watch.done, "restore", app.thread.check, interval=0.01)
+        wait_until(app.restored, "restore", app.check, interval=0.01)
     finally:
         app.stop()
-        runtime_logger.removeHandler(watch)
     records = int(app.metric("infinitic_restore_records_total"))
-    metric_seconds = app.metric("infinitic_restore_seconds_total")
-    if not watch.starts:
+    if not records:
         log.warning("restore: the new app found nothing to restore")
-    metric_rate = records / metric_seconds if metric_seconds else 0.0
-    return Measurement("restore", records, watch.seconds), metric_rate
+    return Measurement("restore", records, app.metric("infinitic_restore_seconds_total"))
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -559,7 +492,6 @@ def summary(
     runtime: Measurement,
     floor: Measurement,
     restore: Measurement,
-    restore_metric_rate: float,
     seed: Measurement,
 ) -> dict[str, object]:
     return {
@@ -569,7 +501,6 @@ def summary(
         "restore_records_per_s": round(restore.per_second, 1),
         "restore_records": restore.messages,
         "restore_seconds": round(restore.seconds, 3),
-        "restore_metric_records_per_s": round(restore_metric_rate, 1),
         "seed_msgs_per_s": round(seed.per_second, 1),
         "runtime_seconds": round(runtime.seconds, 3),
         "floor_seconds": round(floor.seconds, 3),
@@ -596,7 +527,7 @@ def run(settings: Settings, work_dir: Path) -> dict[str, object]:
     note(f"runtime: {settings.messages:,} messages over {settings.keys:,} keys")
     app = RunningApp(settings, work_dir / "state")
     try:
-        runtime = measure(settings.bootstrap, "runtime", app.probe, runtime_ends, settings.messages)
+        runtime = measure(settings.bootstrap, "runtime", app, runtime_ends, settings.messages)
         print_row(runtime)
         note(f"seed: {settings.restore_keys:,} messages of distinct keys, for the restore")
         seed = seed_changelog(settings, app, runtime_ends)
@@ -610,9 +541,9 @@ def run(settings: Settings, work_dir: Path) -> dict[str, object]:
     print_row(floor)
 
     note("restore: a new app on an empty state dir")
-    restore, metric_rate = measure_restore(settings, work_dir / "restore-state")
+    restore = measure_restore(settings, work_dir / "restore-state")
     print_row(restore)
-    return summary(settings, runtime, floor, restore, metric_rate, seed)
+    return summary(settings, runtime, floor, restore, seed)
 
 
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
@@ -658,29 +589,19 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
     return settings, args.verbose
 
 
-def configure_logging(verbose: bool) -> None:
-    """INFO records reach the loggers (RestoreWatch needs the runtime's); stderr shows
-    warnings only, unless verbose."""
-    handler = logging.StreamHandler()
-    handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
 def main(argv: list[str] | None = None) -> None:
     settings, verbose = parse_settings(argv)
-    configure_logging(verbose)
-    work_dir = Path(tempfile.mkdtemp(prefix="infinitic-bench-"))
+    # stderr shows warnings only, unless verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+    )
     started = time.monotonic()
-    try:
-        result = run(settings, work_dir)
-    finally:
+    with tempfile.TemporaryDirectory(prefix="infinitic-bench-", ignore_cleanup_errors=True) as work:
         try:
-            delete_namespace(settings)
+            result = run(settings, Path(work))
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            delete_namespace(settings)
     note(f"done in {time.monotonic() - started:.1f} s")
     print(json.dumps(result), flush=True)
 

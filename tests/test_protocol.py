@@ -32,6 +32,9 @@ from infinitic_streams.protocol import (
     ExecuteTask,
     Message,
     Payload,
+    QueryKind,
+    QueryReply,
+    QueryWorkflow,
     RetryWorkflow,
     SchemaError,
     SchemaSet,
@@ -112,6 +115,10 @@ EXAMPLES: list[Message] = [
         value=b"\x00\xff",
     ),
     DeadLetter(reason="tombstone", source_topic="t", source_partition=0, source_offset=0),
+    QueryWorkflow(
+        request_id="r-1", workflow_id="w-1", query=QueryKind.HISTORY, reply_to="ns.client.c1"
+    ),
+    QueryReply(request_id="r-1", workflow_id="w-1", found=True, data=b'{"status":"RUNNING"}'),
 ]
 
 

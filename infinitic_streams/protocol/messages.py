@@ -83,6 +83,7 @@ class TaskFailed:
     workflow_id: str
     attempt: int
     error: ErrorInfo
+    retryable: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +133,32 @@ class DeadLetter:
     value: bytes | None = None
 
 
+class QueryKind(StrEnum):
+    RESULT = "RESULT"
+    DESCRIBE = "DESCRIBE"
+    HISTORY = "HISTORY"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryWorkflow:
+    """A client asks the engine about a workflow instance; the answer goes to `reply_to`."""
+
+    request_id: str
+    workflow_id: str
+    query: QueryKind
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryReply:
+    """The engine's answer to a QueryWorkflow: UTF-8 JSON in `data`."""
+
+    request_id: str
+    workflow_id: str
+    found: bool
+    data: bytes
+
+
 Message: TypeAlias = (
     DispatchWorkflow
     | ExecuteTask
@@ -142,6 +169,8 @@ Message: TypeAlias = (
     | RetryWorkflow
     | WorkflowResult
     | DeadLetter
+    | QueryWorkflow
+    | QueryReply
 )
 
 # In the order of the Avro union (a new kind is appended in both places).
@@ -155,6 +184,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     RetryWorkflow,
     WorkflowResult,
     DeadLetter,
+    QueryWorkflow,
+    QueryReply,
 )
 
 

@@ -1,0 +1,334 @@
+"""The workflow engine's state machine without Kafka: messages in, state and messages out.
+
+A small harness plays the stream runtime (a partition store, contexts, due timers) and the
+service workers (it answers ExecuteTask messages), with a clock the test moves by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infinitic_streams import payload
+from infinitic_streams.definitions import RetryPolicy, service, workflow
+from infinitic_streams.engine import state as s
+from infinitic_streams.engine.engine import WorkflowEngine
+from infinitic_streams.errors import TaskFailed
+from infinitic_streams.protocol import (
+    DispatchWorkflow,
+    ErrorInfo,
+    ExecuteTask,
+    Message,
+    Payload,
+    QueryKind,
+    QueryReply,
+    QueryWorkflow,
+    RetryWorkflow,
+    TaskCompleted,
+    WorkflowResult,
+    WorkflowStatus,
+    decode,
+)
+from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
+from infinitic_streams.streams import Context, Timer
+from infinitic_streams.streams.state.store import PartitionStore, decode_u64
+from infinitic_streams.streams.state.transaction import PartitionTransaction
+from infinitic_streams.topics import Topics
+from infinitic_streams.workflows.workflow import Workflow
+
+TOPICS = Topics("test")
+CLIENT = TOPICS.client("c1")
+
+
+@service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=1.0, jitter=0.0))
+class Steps:
+    def add(self, x: int, y: int) -> int: ...
+    def flaky(self, x: int) -> int: ...
+    def undo(self, x: int) -> None: ...
+
+
+@workflow("Sequence")
+class Sequence(Workflow):
+    def run(self, n: int) -> int:
+        steps = self.new_service(Steps)
+        total = 0
+        for i in range(n):
+            total = steps.add(total, i)
+        return total
+
+
+@workflow("Guarded")
+class Guarded(Workflow):
+    def run(self, x: int) -> str:
+        steps = self.new_service(Steps)
+        try:
+            steps.flaky(x)
+        except TaskFailed:
+            steps.undo(x)
+            return "compensated"
+        return "done"
+
+
+@workflow("Unguarded")
+class Unguarded(Workflow):
+    def run(self, x: int) -> int:
+        return self.new_service(Steps).flaky(x)
+
+
+@workflow("Sleepy")
+class Sleepy(Workflow):
+    def run(self) -> str:
+        self.sleep(2.0)
+        return "rested"
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, workflows: list[type]) -> None:
+        self.now = 1_000.0
+        self.engine = WorkflowEngine.of(workflows, TOPICS, clock=lambda: self.now)
+        self.store = PartitionStore(tmp_path / "engine", ("state",))
+        self.transaction = PartitionTransaction(self.store)
+        self.outbox: list[tuple[str, Message]] = []
+
+    def send(self, message: Message) -> None:
+        self._run(lambda ctx: self.engine.handle(ctx, message))
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock and fire the timers that fell due."""
+        self.now += seconds
+        for key, payload_ in self.transaction.due_timers(int(self.now * 1000), 1000):
+            timer = Timer(key[8:], decode_u64(key[:8]), payload_)
+
+            def fire(ctx: Context, timer: Timer = timer, key: bytes = key) -> None:
+                ctx.delete(key, "__timers__")
+                ctx.delete(timer.key, "__timer_index__")
+                self.engine.handle_timer(ctx, timer)
+
+            self._run(fire)
+
+    def _run(self, handler: Callable[[Context], None]) -> None:
+        ctx = Context(self.transaction, 0)
+        handler(ctx)
+        self.transaction.update(ctx.changes)
+        self.outbox += [(o.topic, decode(o.value).message) for o in ctx.outputs]
+
+    def take(self, kind: type) -> list[Any]:
+        taken = [m for _, m in self.outbox if isinstance(m, kind)]
+        self.outbox = [(t, m) for t, m in self.outbox if not isinstance(m, kind)]
+        return taken
+
+    def reply(self, task: ExecuteTask, result: object, hint: object) -> None:
+        data = payload.encode(result, hint)
+        self.send(
+            TaskCompleted(
+                task_id=task.task_id,
+                workflow_id=task.workflow_id,
+                attempt=task.attempt,
+                result=Payload(data=data),
+            )
+        )
+
+    def fail(self, task: ExecuteTask, retryable: bool = True) -> None:
+        error = ErrorInfo(type_name="OSError", message="disk full", traceback="Traceback ...")
+        failed = TaskFailedMessage(
+            task_id=task.task_id,
+            workflow_id=task.workflow_id,
+            attempt=task.attempt,
+            error=error,
+            retryable=retryable,
+        )
+        self.send(failed)
+
+    def state(self, workflow_id: str) -> s.WorkflowState:
+        raw = self.transaction.get("state", s.state_key(workflow_id))
+        assert raw is not None
+        return s.load(raw, s.WorkflowState)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.engine.cache.clear()
+        self.store.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Callable[[list[type]], Harness]]:
+    made: list[Harness] = []
+
+    def make(workflows: list[type]) -> Harness:
+        made.append(Harness(tmp_path / str(len(made)), workflows))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def dispatch(workflow_id: str, name: str, args: list[bytes], method: str = "run") -> Message:
+    return DispatchWorkflow(
+        workflow_id=workflow_id,
+        workflow_name=name,
+        method_name=method,
+        args=tuple(Payload(data=a) for a in args),
+        tags=(),
+        meta={},
+        reply_to=CLIENT,
+    )
+
+
+def run_sequence(h: Harness, workflow_id: str, n: int, drop_cache_every: int = 0) -> None:
+    h.send(dispatch(workflow_id, "Sequence", [b"%d" % n]))
+    for step in range(n):
+        [task] = h.take(ExecuteTask)
+        x, y = payload.decode_args([p.data for p in task.args], [int, int])
+        if drop_cache_every and step % drop_cache_every == 0:
+            h.engine.cache.clear()  # as after a restart: the next event replays the history
+        h.reply(task, x + y, int)
+
+
+@pytest.mark.parametrize("drop_cache_every", [0, 1, 3])
+def test_a_sequence_completes_with_or_without_the_cache(
+    harness: Callable[[list[type]], Harness], drop_cache_every: int
+) -> None:
+    h = harness([Sequence])
+    run_sequence(h, "seq-1", 12, drop_cache_every)
+    [result] = h.take(WorkflowResult)
+    assert result.status == WorkflowStatus.COMPLETED
+    assert payload.decode(result.result.data, int) == sum(range(12))
+    assert h.take(ExecuteTask) == []
+    state = h.state("seq-1")
+    assert state.history_size == 1 + 2 * 12 + 1  # started, scheduled+succeeded each, ended
+
+
+def test_dispatch_with_an_existing_id_is_idempotent(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    h = harness([Sequence])
+    h.send(dispatch("same", "Sequence", [b"1"]))
+    h.send(dispatch("same", "Sequence", [b"1"]))
+    assert len(h.take(ExecuteTask)) == 1
+    assert h.state("same").waiters == [CLIENT]
+
+
+def test_retries_are_durable_timers_and_attempts_are_recorded(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    h = harness([Guarded])
+    h.send(dispatch("g-1", "Guarded", [b"5"]))
+    [first] = h.take(ExecuteTask)
+    h.fail(first)
+    assert h.take(ExecuteTask) == []  # waiting for the retry timer
+    h.advance(0.5)
+    assert h.take(ExecuteTask) == []
+    h.advance(0.6)  # initial_delay 1 s
+    [second] = h.take(ExecuteTask)
+    assert (second.task_id, second.attempt) == (first.task_id, 2)
+    h.fail(second)
+    h.advance(2.1)  # backoff 2: the third attempt comes 2 s later
+    [third] = h.take(ExecuteTask)
+    assert third.attempt == 3
+    h.reply(third, 10, int)
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "done"
+
+
+def test_a_permanent_failure_is_caught_and_compensated(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    h = harness([Guarded])
+    h.send(dispatch("g-2", "Guarded", [b"5"]))
+    [task] = h.take(ExecuteTask)
+    h.fail(task, retryable=False)  # non-retryable: no second attempt
+    [undo] = h.take(ExecuteTask)
+    assert undo.method_name == "undo"
+    h.reply(undo, None, None)
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "compensated"
+
+
+def test_an_uncaught_failure_fails_the_workflow_and_retry_resumes_it(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    h = harness([Unguarded])
+    h.send(dispatch("u-1", "Unguarded", [b"7"]))
+    [task] = h.take(ExecuteTask)
+    h.fail(task, retryable=False)
+    [failed] = h.take(WorkflowResult)
+    assert failed.status == WorkflowStatus.FAILED
+    assert failed.error.type_name == "TaskFailed"
+    assert "OSError: disk full" in failed.error.message
+    assert h.state("u-1").failed_task == 1
+
+    h.engine.cache.clear()
+    h.send(RetryWorkflow(workflow_id="u-1"))
+    [again] = h.take(ExecuteTask)
+    assert (again.task_id, again.attempt) == (task.task_id, 2)
+    h.send(
+        QueryWorkflow(request_id="r", workflow_id="u-1", query=QueryKind.RESULT, reply_to=CLIENT)
+    )
+    h.reply(again, 70, int)
+    [done] = h.take(WorkflowResult)
+    assert done.status == WorkflowStatus.COMPLETED
+    assert payload.decode(done.result.data, int) == 70
+
+
+def test_a_timed_out_attempt_counts_as_a_failed_one(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    @service("Slow", timeout=5.0)
+    class Slow:
+        def work(self) -> int: ...
+
+    @workflow("WithTimeout")
+    class WithTimeout(Workflow):
+        def run(self) -> str:
+            try:
+                self.new_service(Slow).work()
+            except TaskFailed as error:
+                return type(error).__name__
+            return "finished"
+
+    h = harness([WithTimeout])
+    h.send(dispatch("t-1", "WithTimeout", []))
+    [task] = h.take(ExecuteTask)
+    assert task.timeout_seconds == 5.0
+    h.advance(5.1)
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "TaskTimedOut"
+    h.reply(task, 1, int)  # the late result is ignored
+    assert h.take(WorkflowResult) == []
+
+
+def test_sleep_is_a_durable_timer(harness: Callable[[list[type]], Harness]) -> None:
+    h = harness([Sleepy])
+    h.send(dispatch("s-1", "Sleepy", []))
+    h.engine.cache.clear()
+    h.advance(1.0)
+    assert h.take(WorkflowResult) == []
+    h.advance(1.1)
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "rested"
+
+
+def test_describe_and_history_answer_queries(harness: Callable[[list[type]], Harness]) -> None:
+    h = harness([Sequence])
+    run_sequence(h, "q-1", 2)
+    for kind in (QueryKind.DESCRIBE, QueryKind.HISTORY):
+        h.send(QueryWorkflow(request_id=kind, workflow_id="q-1", query=kind, reply_to=CLIENT))
+    h.send(
+        QueryWorkflow(request_id="x", workflow_id="nope", query=QueryKind.DESCRIBE, reply_to=CLIENT)
+    )
+    described, history, missing = h.take(QueryReply)
+    assert json.loads(described.data)["status"] == "COMPLETED"
+    events = payload.decode(history.data, list[s.HistoryEvent])
+    assert [type(e).__name__ for e in events] == [
+        "Started",
+        "TaskScheduled",
+        "TaskSucceeded",
+        "TaskScheduled",
+        "TaskSucceeded",
+        "Ended",
+    ]
+    assert not missing.found
