@@ -1,6 +1,45 @@
 """infinitic-streams: durable workflows as plain Python classes, on Apache Kafka."""
 
-from infinitic_streams.errors import InfiniticError, SerializationError
+from infinitic_streams.client import InfiniticClient, WorkflowHandle, WorkflowInfo
+from infinitic_streams.definitions import RetryPolicy, service, workflow
+from infinitic_streams.errors import (
+    InfiniticError,
+    NonDeterministicWorkflow,
+    SerializationError,
+    TaskFailed,
+    TaskTimedOut,
+    WorkflowCanceled,
+    WorkflowFailed,
+)
+from infinitic_streams.protocol import WorkflowStatus
+from infinitic_streams.worker.task_context import TaskContext, task_context
+from infinitic_streams.worker.worker import Worker
+from infinitic_streams.workflows.channel import Channel
+from infinitic_streams.workflows.deferred import Deferred, all_of, any_of
+from infinitic_streams.workflows.workflow import Workflow
 
-__all__ = ["InfiniticError", "SerializationError"]
+__all__ = [
+    "Channel",
+    "Deferred",
+    "InfiniticClient",
+    "InfiniticError",
+    "NonDeterministicWorkflow",
+    "RetryPolicy",
+    "SerializationError",
+    "TaskContext",
+    "TaskFailed",
+    "TaskTimedOut",
+    "Worker",
+    "Workflow",
+    "WorkflowCanceled",
+    "WorkflowFailed",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "WorkflowStatus",
+    "all_of",
+    "any_of",
+    "service",
+    "task_context",
+    "workflow",
+]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ aborted transaction) it is rebuilt by replaying the history.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import traceback as tb
@@ -289,9 +290,11 @@ class WorkflowEngine:
             return
         data = b""
         if state is not None and message.query == QueryKind.DESCRIBE:
-            data = s.dump(state, WorkflowState)
+            description = s.Description(state, _pending(self._history(ctx, state)))
+            data = s.dump(description, s.Description)
         elif state is not None and message.query == QueryKind.HISTORY:
-            data = s.dump(self._history(ctx, state), list[HistoryEvent])
+            history = [_shortened(event) for event in self._history(ctx, state)]
+            data = s.dump(history, list[HistoryEvent])
         reply = QueryReply(
             request_id=message.request_id,
             workflow_id=message.workflow_id,
@@ -558,6 +561,46 @@ class WorkflowEngine:
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
+
+
+def _pending(history: list[HistoryEvent]) -> list[str]:
+    """What a running workflow waits for: tasks and timers not finished yet."""
+    names: dict[int, str] = {}
+    pending: dict[int, str] = {}
+    for event in history:
+        match event:
+            case s.TaskScheduled():
+                names[event.seq] = f"task {event.service}.{event.method} (step {event.seq})"
+                pending[event.seq] = names[event.seq]
+            case s.TimerScheduled():
+                pending[event.seq] = f"timer due at {event.due_ms} ms (step {event.seq})"
+            case s.TaskSucceeded() | s.TaskGaveUp() | s.TimerFired():
+                pending.pop(event.seq, None)
+            case s.Retried():
+                pending.update((seq, names[seq]) for seq in event.tasks)
+            case s.Ended():
+                pending.clear()
+    return [pending[seq] for seq in sorted(pending)]
+
+
+SHOWN_PAYLOAD_BYTES = 2048
+
+
+def _shortened(event: HistoryEvent) -> HistoryEvent:
+    """The event with its large payloads replaced by their size, so a history reply stays
+    small whatever the workflow carried."""
+
+    def short(text: str) -> str:
+        return text if len(text) <= SHOWN_PAYLOAD_BYTES else f'"<{len(text)} bytes>"'
+
+    changes: dict[str, Any] = {}
+    if isinstance(event, s.Started | s.TaskScheduled):
+        changes["args"] = [short(a) for a in event.args]
+    if isinstance(event, s.TaskSucceeded | s.InlineRecorded) or (
+        isinstance(event, s.Ended) and event.result is not None
+    ):
+        changes["result"] = short(event.result)  # type: ignore[arg-type]
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 def _data(args: list[str]) -> list[bytes]:

@@ -183,6 +183,14 @@ HistoryEvent = (
 )
 
 
+@dataclass
+class Description:
+    """The engine's answer to DESCRIBE: the state, and what the workflow waits for."""
+
+    state: WorkflowState
+    pending: list[str]
+
+
 def state_key(workflow_id: str) -> bytes:
     return b"w\x00" + workflow_id.encode()
 

@@ -55,6 +55,10 @@ class StateDirLocked(InfiniticError):
     """Another process uses the same state directory."""
 
 
+class OutputTooLarge(InfiniticError):
+    """A handler emitted a message over the size limit; its input is dead-lettered."""
+
+
 @dataclass
 class AssignedPartition:
     store: PartitionStore
@@ -270,6 +274,7 @@ class StreamApp:
             context = Context(partition.transaction, number)
             try:
                 self.processor.process(context, record)
+                self._check_outputs(context)
             except Exception:
                 self._dead_letter(
                     message,
@@ -279,6 +284,18 @@ class StreamApp:
                 self._apply(partition, context)
         self.checkpoint.consumed(topic, number, offset)
         return True
+
+    def _check_outputs(self, context: Context) -> None:
+        """Refuse the handler's work if an output is too large for Kafka: checked before any
+        output is produced, so that the input is dead-lettered with nothing applied."""
+        limit = self.config.max_message_bytes
+        for output in context.outputs:
+            size = len(output.key or b"") + len(output.value or b"")
+            if size > limit:
+                raise OutputTooLarge(
+                    f"an output of {size} bytes to {output.topic} is over the {limit}-byte "
+                    "message limit (StreamConfig.max_message_bytes)"
+                )
 
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
@@ -335,6 +352,7 @@ class StreamApp:
         context.delete(timer.key, TIMER_INDEX)
         try:
             self.processor.on_timer(context, timer)
+            self._check_outputs(context)
         except Exception:
             dead = DeadLetter(
                 reason=f"{self.processor.name} failed on a timer:\n{traceback.format_exc()}",

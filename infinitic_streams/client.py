@@ -1,0 +1,327 @@
+"""`InfiniticClient`: dispatch workflows, wait for their results, inspect and retry them.
+
+Each client owns a one-partition reply topic (`<ns>.client.<id>`), created when it starts and
+deleted when it closes, so it reads only its own replies. The engine answers there after its
+transaction commits; the client reads it `read_committed` in a background thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from infinitic_streams import payload
+from infinitic_streams.config import InfiniticConfig
+from infinitic_streams.definitions import public_method, workflow_spec
+from infinitic_streams.engine import state as s
+from infinitic_streams.errors import InfiniticError, WorkflowCanceled, WorkflowFailed
+from infinitic_streams.kafka.admin import TopicSpec, ensure_topics, new_admin
+from infinitic_streams.protocol import (
+    DispatchWorkflow,
+    Envelope,
+    EnvelopeDecodeError,
+    Message,
+    Payload,
+    QueryKind,
+    QueryReply,
+    QueryWorkflow,
+    RetryWorkflow,
+    WorkflowResult,
+    WorkflowStatus,
+    decode,
+    encode,
+)
+from infinitic_streams.topics import Topics
+
+DEFAULT_PARTITIONS = 8
+QUERY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    id: str
+    name: str
+    method: str
+    status: WorkflowStatus
+    result: Any  # the decoded return value when COMPLETED
+    error: str | None  # "Type: message" when FAILED
+    started_at: datetime
+    updated_at: datetime
+    pending: list[str]  # tasks and timers it waits for
+    tags: tuple[str, ...] = ()
+
+
+class InfiniticClient:
+    def __init__(
+        self,
+        kafka: Mapping[str, Any],
+        namespace: str = "default",
+        partitions: int = DEFAULT_PARTITIONS,
+    ) -> None:
+        self.kafka = dict(kafka)
+        self.topics = Topics(namespace)
+        self.client_id = uuid.uuid4().hex[:12]
+        self.reply_topic = self.topics.client(self.client_id)
+        bootstrap = self.kafka["bootstrap.servers"]
+        ensure_topics(
+            bootstrap,
+            [
+                TopicSpec(self.topics.engine, partitions),
+                TopicSpec(self.reply_topic, 1, {"retention.ms": str(3_600_000)}),
+            ],
+        )
+        self._producer = Producer({**self.kafka, "enable.idempotence": True, "linger.ms": 1})
+        self._consumer = Consumer(
+            {
+                **self.kafka,
+                "group.id": self.reply_topic,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.assign([TopicPartition(self.reply_topic, 0, 0)])
+        self._results: dict[str, WorkflowResult] = {}
+        self._queries: dict[str, Future[QueryReply]] = {}
+        self._changed = threading.Condition()
+        self._closed = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="infinitic client", daemon=True)
+        self._listener.start()
+
+    @classmethod
+    def from_config(cls, path: str | Path = "infinitic.toml") -> InfiniticClient:
+        config = InfiniticConfig.load(path)
+        return cls(config.kafka, config.namespace, config.partitions)
+
+    def __enter__(self) -> InfiniticClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening, release the connections and delete this client's reply topic."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._listener.join(5)
+        self._producer.flush(10)
+        self._consumer.close()
+        futures = new_admin(self.kafka["bootstrap.servers"]).delete_topics([self.reply_topic])
+        for future in futures.values():
+            future.exception(10)  # best effort: an orphan expires with its retention
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def dispatch(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        id: str | None = None,
+        tags: tuple[str, ...] | list[str] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> WorkflowHandle:
+        """Start `MyWorkflow.method(*args)`; with an `id` that exists, return that workflow.
+
+        `method` must be defined in the workflow class itself (an inherited function names the
+        class that defines it)."""
+        cls = _defining_class(method)
+        param_hints, _ = payload.hints_of(method)
+        encoded = payload.encode_args(args, param_hints)
+        workflow_id = id or str(uuid.uuid4())
+        message = DispatchWorkflow(
+            workflow_id=workflow_id,
+            workflow_name=workflow_spec(cls).name,
+            method_name=method.__name__,
+            args=tuple(Payload(data=a) for a in encoded),
+            tags=tuple(tags),
+            meta=dict(meta or {}),
+            reply_to=self.reply_topic,
+        )
+        self._send(workflow_id, message)
+        return WorkflowHandle(self, cls, workflow_id, method.__name__, waiting=True)
+
+    def get_workflow(self, cls: type, id: str) -> WorkflowHandle:
+        """A handle on the workflow with this id (it may have been started elsewhere)."""
+        return WorkflowHandle(self, cls, id, None, waiting=False)
+
+    # -- plumbing used by handles --------------------------------------------------------------
+
+    def _send(self, workflow_id: str, message: Message) -> None:
+        envelope = Envelope(
+            message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message
+        )
+        self._producer.produce(self.topics.engine, encode(envelope), workflow_id.encode())
+        self._producer.poll(0)
+
+    def _ask(self, workflow_id: str, kind: QueryKind) -> Future[QueryReply]:
+        """Send a query; the future gets the engine's QueryReply (none comes for a RESULT query
+        on an existing workflow: a WorkflowResult comes when it ends)."""
+        request_id = uuid.uuid4().hex
+        future: Future[QueryReply] = Future()
+        self._queries[request_id] = future
+        future.add_done_callback(lambda _: self._queries.pop(request_id, None))
+        query = QueryWorkflow(
+            request_id=request_id, workflow_id=workflow_id, query=kind, reply_to=self.reply_topic
+        )
+        self._send(workflow_id, query)
+        return future
+
+    def _query(self, workflow_id: str, kind: QueryKind) -> QueryReply:
+        future = self._ask(workflow_id, kind)
+        try:
+            reply = future.result(QUERY_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"no answer about workflow {workflow_id} within {QUERY_TIMEOUT_S:.0f} s: is an "
+                f"engine running for namespace {self.topics.namespace!r}?"
+            ) from None
+        if not reply.found:
+            raise InfiniticError(f"no workflow with id {workflow_id}")
+        return reply
+
+    def _wait_result(
+        self, workflow_id: str, timeout: float | None, asked: Future[QueryReply] | None
+    ) -> WorkflowResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = self._results.get(workflow_id)
+                if result is not None and result.status != WorkflowStatus.RUNNING:
+                    return result
+                if asked is not None and asked.done() and not asked.result().found:
+                    raise InfiniticError(f"no workflow with id {workflow_id}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"workflow {workflow_id} did not end within {timeout} s")
+                self._changed.wait(remaining if remaining is not None else 1.0)
+
+    def _forget_result(self, workflow_id: str) -> None:
+        with self._changed:
+            self._results.pop(workflow_id, None)
+
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            for record in self._consumer.consume(100, 0.1):
+                if record.error() is not None:
+                    continue
+                try:
+                    message = decode(record.value()).message
+                except EnvelopeDecodeError:
+                    continue
+                if isinstance(message, WorkflowResult):
+                    with self._changed:
+                        self._results[message.workflow_id] = message
+                        self._changed.notify_all()
+                elif isinstance(message, QueryReply):
+                    future = self._queries.get(message.request_id)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                    with self._changed:
+                        self._changed.notify_all()
+
+
+class WorkflowHandle:
+    """A workflow instance seen from a client."""
+
+    def __init__(
+        self,
+        client: InfiniticClient,
+        cls: type,
+        workflow_id: str,
+        method: str | None,
+        waiting: bool,
+    ) -> None:
+        self._client, self._cls = client, cls
+        self.id = workflow_id
+        self._method = method
+        self._waiting = waiting  # the engine will send us its result
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the end; return the result or raise WorkflowFailed / WorkflowCanceled
+        (TimeoutError after `timeout` seconds)."""
+        asked = None if self._waiting else self._client._ask(self.id, QueryKind.RESULT)
+        self._waiting = True
+        result = self._client._wait_result(self.id, timeout, asked)
+        if result.status == WorkflowStatus.COMPLETED:
+            assert result.result is not None
+            return payload.decode(result.result.data, self._return_hint(), path="result")
+        error = result.error
+        if result.status == WorkflowStatus.CANCELED:
+            raise WorkflowCanceled(self.id, error.message if error else "")
+        raise WorkflowFailed(
+            self.id, error.type_name if error else "", error.message if error else ""
+        )
+
+    def describe(self) -> WorkflowInfo:
+        reply = self._client._query(self.id, QueryKind.DESCRIBE)
+        description: s.Description = s.load(reply.data, s.Description)  # type: ignore[assignment]
+        state = description.state
+        self._method = state.method
+        result = None
+        if state.result is not None:
+            result = payload.decode(state.result.encode(), self._return_hint(), path="result")
+        return WorkflowInfo(
+            id=state.workflow_id,
+            name=state.workflow_name,
+            method=state.method,
+            status=WorkflowStatus(state.status),
+            result=result,
+            error=f"{state.error.type_name}: {state.error.message}" if state.error else None,
+            started_at=_datetime(state.started_at_ms),
+            updated_at=_datetime(state.updated_at_ms),
+            pending=description.pending,
+            tags=tuple(state.tags),
+        )
+
+    def history(self) -> list[dict[str, Any]]:
+        """The recorded events, oldest first: {"at": datetime, "event": name, ...fields}."""
+        reply = self._client._query(self.id, QueryKind.HISTORY)
+        events: list[s.HistoryEvent] = s.load(reply.data, list[s.HistoryEvent])  # type: ignore[assignment]
+        return [_event_dict(event) for event in events]
+
+    def retry(self) -> None:
+        """Resume a FAILED workflow: its failed task runs again and its code is replayed with
+        the code deployed now."""
+        self._client._forget_result(self.id)
+        self._client._send(self.id, RetryWorkflow(workflow_id=self.id))
+        self._waiting = False  # the next result() asks for the new outcome
+
+    def _return_hint(self) -> Any:
+        if self._method is None:
+            self.describe()
+        assert self._method is not None
+        return payload.hints_of(public_method(self._cls, self._method))[1]
+
+
+def _defining_class(method: Callable[..., Any]) -> type:
+    """`ImageWorkflow.run` -> ImageWorkflow (a plain function knows its qualified name)."""
+    owner_name = getattr(method, "__qualname__", "").rpartition(".")[0]
+    owner: Any = sys.modules.get(method.__module__) or importlib.import_module(method.__module__)
+    for part in owner_name.split(".") if owner_name else []:
+        owner = getattr(owner, part, None)
+    if not isinstance(owner, type) or "<locals>" in owner_name:
+        raise TypeError(
+            f"dispatch() takes a method of a workflow class, like MyWorkflow.run; got {method!r}"
+        )
+    return owner
+
+
+def _datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _event_dict(event: s.HistoryEvent) -> dict[str, Any]:
+    fields = {k: v for k, v in vars(event).items() if k != "at_ms"}
+    return {"at": _datetime(event.at_ms), "event": type(event).__name__, **fields}

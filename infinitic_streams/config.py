@@ -1,0 +1,84 @@
+"""`infinitic.toml`: one file for clients, workers and the CLI.
+
+    namespace = "default"
+    partitions = 8                      # of the topics infinitic-streams creates
+
+    [kafka]                             # librdkafka settings
+    "bootstrap.servers" = "127.0.0.1:9092"
+
+    [worker]
+    services = ["examples.images:ImageUtilImpl"]    # module:Class, instantiated without arguments
+    workflows = ["examples.images:ImageWorkflow"]
+    engine = true
+    state_dir = ".infinitic/state"
+    concurrency = 16                    # tasks run at once per service
+
+`$INFINITIC_KAFKA`, when set, replaces `bootstrap.servers`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infinitic_streams.errors import InfiniticError
+
+
+class ConfigError(InfiniticError):
+    """The configuration file is missing or wrong; the message names the key."""
+
+
+@dataclass
+class WorkerConfig:
+    services: list[str] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=list)
+    engine: bool = True
+    state_dir: str = ".infinitic/state"
+    concurrency: int = 16
+
+
+@dataclass
+class InfiniticConfig:
+    kafka: dict[str, Any]
+    namespace: str = "default"
+    partitions: int = 8
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    @classmethod
+    def load(cls, path: str | Path = "infinitic.toml") -> InfiniticConfig:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no configuration file {path}: create it (see README)") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        kafka = dict(raw.get("kafka", {}))
+        if bootstrap := os.environ.get("INFINITIC_KAFKA"):
+            kafka["bootstrap.servers"] = bootstrap
+        if "bootstrap.servers" not in kafka:
+            raise ConfigError(f'{path}: set "bootstrap.servers" under [kafka]')
+        try:
+            worker = WorkerConfig(**raw.get("worker", {}))
+        except TypeError as error:
+            raise ConfigError(f"{path}: [worker] {error}") from None
+        return cls(kafka, raw.get("namespace", "default"), raw.get("partitions", 8), worker)
+
+
+def import_object(reference: str) -> Any:
+    """`package.module:Name` -> the object (configuration is trusted code, not message data)."""
+    module_name, _, attribute = reference.partition(":")
+    if not attribute:
+        raise ConfigError(f"{reference!r}: write it as module:Name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"cannot import {module_name} (for {reference}): {error}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError(f"{module_name} has no {attribute} (for {reference})") from None

@@ -1,0 +1,1 @@
+"""Worker processes: the engine, service workers, or both (`Worker`)."""

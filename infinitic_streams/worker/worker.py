@@ -1,0 +1,137 @@
+"""`Worker`: the engine, service workers, or both, in one process.
+
+The engine runs workflow code itself (see `engine/engine.py`), so "workflow workers" are the
+engine: a Worker with `workflows=[...]` and `engine=True` runs them. Service workers run in
+their own threads, one consumer group per service. SIGTERM or SIGINT stop everything cleanly:
+the engine commits its work, service workers finish their running tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from infinitic_streams.config import InfiniticConfig, import_object
+from infinitic_streams.engine.engine import WorkflowEngine
+from infinitic_streams.engine.processor import EngineProcessor, TopicCreator
+from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
+from infinitic_streams.streams import StreamApp, StreamConfig
+from infinitic_streams.topics import Topics
+from infinitic_streams.worker.service_worker import ServiceWorker
+
+logger = logging.getLogger("infinitic_streams.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        kafka: Mapping[str, Any],
+        namespace: str = "default",
+        services: Sequence[object] = (),
+        workflows: Sequence[type] = (),
+        engine: bool = True,
+        state_dir: str | Path = ".infinitic/state",
+        concurrency: int = 16,
+        partitions: int = 8,
+        registry: CollectorRegistry = REGISTRY,
+        stream: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not engine and not services:
+            raise ValueError("a Worker needs services, or engine=True, or both")
+        self.kafka = dict(kafka)
+        self.bootstrap = self.kafka["bootstrap.servers"]
+        self.topics = Topics(namespace)
+        self.partitions = partitions
+        self.services = [
+            ServiceWorker(impl, self.bootstrap, self.topics, concurrency, self._client_settings())
+            for impl in services
+        ]
+        self.app: StreamApp | None = None
+        if engine:
+            workflow_engine = WorkflowEngine.of(
+                list(workflows),
+                self.topics,
+                ensure_topic=TopicCreator(self.bootstrap, partitions),
+            )
+            config = StreamConfig(
+                bootstrap_servers=self.bootstrap,
+                namespace=namespace,
+                state_dir=Path(state_dir),
+                consumer=self._client_settings(),
+                producer=self._client_settings(),
+                **(stream or {}),
+            )
+            self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path = "infinitic.toml", **overrides: Any) -> Worker:
+        config = InfiniticConfig.load(path)
+        worker = config.worker
+        settings: dict[str, Any] = {
+            "kafka": config.kafka,
+            "namespace": config.namespace,
+            "services": [import_object(ref)() for ref in worker.services],
+            "workflows": [import_object(ref) for ref in worker.workflows],
+            "engine": worker.engine,
+            "state_dir": worker.state_dir,
+            "concurrency": worker.concurrency,
+            "partitions": config.partitions,
+        }
+        return cls(**{**settings, **overrides})
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (in the main thread) or `stop()`."""
+        self._install_signal_handlers()
+        self._ensure_topics()
+        threads = [
+            threading.Thread(target=s.run, args=(self._stop,), name=f"service {s.spec.name}")
+            for s in self.services
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            if self.app is not None:
+                self.app.run()
+            else:
+                self._stop.wait()
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join()
+            logger.info("worker stopped")
+
+    def start(self) -> Worker:
+        """Run in a background thread (for tests and `infinitic-streams dev`)."""
+        self._thread = threading.Thread(target=self.run, name="infinitic worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self.app is not None:
+            self.app.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _ensure_topics(self) -> None:
+        specs = [TopicSpec(self.topics.engine, self.partitions)]
+        specs += [TopicSpec(s.topic, self.partitions) for s in self.services]
+        ensure_topics(self.bootstrap, specs)
+
+    def _client_settings(self) -> dict[str, Any]:
+        """The user's librdkafka settings other than the bootstrap servers (security etc.)."""
+        return {k: v for k, v in self.kafka.items() if k != "bootstrap.servers"}
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop(timeout=0))
