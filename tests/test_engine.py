@@ -332,3 +332,41 @@ def test_describe_and_history_answer_queries(harness: Callable[[list[type]], Har
         "Ended",
     ]
     assert not missing.found
+
+
+@workflow("Evolving")
+class EvolvingBefore(Workflow):
+    def run(self, x: int) -> int:
+        return self.new_service(Steps).add(x, 1)
+
+
+@workflow("Evolving")
+class EvolvingAfter(Workflow):
+    def run(self, x: int) -> int:
+        self.new_service(Steps).undo(x)
+        return x
+
+
+def test_a_result_for_code_that_changed_fails_the_workflow(
+    harness: Callable[[list[type]], Harness], tmp_path: Path
+) -> None:
+    h = harness([EvolvingBefore])
+    h.send(dispatch("e-1", "Evolving", [b"1"]))
+    [task] = h.take(ExecuteTask)
+    h.engine = WorkflowEngine.of([EvolvingAfter], TOPICS, clock=lambda: h.now)  # redeployed
+    h.reply(task, 2, int)
+    [result] = h.take(WorkflowResult)
+    assert result.status == WorkflowStatus.FAILED
+    assert result.error.type_name == "NonDeterministicWorkflow"
+    assert "task Steps.add" in result.error.message
+    assert "task Steps.undo" in result.error.message
+    assert h.take(ExecuteTask) == []
+
+
+def test_retention_forgets_ended_workflows(harness: Callable[[list[type]], Harness]) -> None:
+    h = harness([Sequence])
+    h.engine.retention_s = 60
+    run_sequence(h, "old", 2)
+    h.advance(61)
+    assert h.transaction.get("state", s.state_key("old")) is None
+    assert h.transaction.get("state", s.history_key("old", 0)) is None

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import kafka
+from infinitic_streams.cli import kafka, run, topics, workflows
 
 app = typer.Typer(
     name="infinitic-streams",
@@ -16,6 +16,14 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka.app, name="kafka")
+app.add_typer(topics.app, name="topics")
+app.command()(run.dev)
+app.command()(run.engine)
+app.command()(run.worker)
+app.command()(workflows.dispatch)
+app.command()(workflows.describe)
+app.command()(workflows.history)
+app.command()(workflows.retry)
 
 
 def _print_version(value: bool) -> None:

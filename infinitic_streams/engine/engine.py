@@ -235,11 +235,16 @@ class WorkflowEngine:
         if state is None or task is None or state.status != WorkflowStatus.RUNNING:
             return  # a duplicate, or a result that arrived after the workflow ended
         execution = self._execution(ctx, state)  # before the event joins the history
+        if execution.outcome is not None:
+            return  # replaying the history ended it (its code changed)
         self._finish_task(ctx, task, message.workflow_id)
         result = message.result.data.decode()
         self._append(ctx, state, s.TaskSucceeded(now, seq, message.attempt, result))
-        step = execution.task_completed(seq, message.result.data, now)
-        self._apply(ctx, state, execution, step, now)
+        if execution.waiting_for(seq):  # not when the replay itself ended the workflow
+            step = execution.task_completed(seq, message.result.data, now)
+            self._apply(ctx, state, execution, step, now)
+        else:
+            self._save(ctx, state)
 
     def _task_failed(self, ctx: Context, message: TaskFailedMessage, now: int) -> None:
         state = self._load(ctx, message.workflow_id)
@@ -404,13 +409,14 @@ class WorkflowEngine:
             ctx.schedule(timer_key(TASK_RETRY, workflow_id, task.seq), now + int(delay * 1000))
             return
         execution = self._execution(ctx, state)
+        if execution.outcome is not None:
+            return  # replaying the history ended it (its code changed)
         self._finish_task(ctx, task, workflow_id)
         gave_up = s.TaskGaveUp(now, task.seq, task.attempt, error, timed_out)
         self._append(ctx, state, gave_up)
-        step = execution.task_failed(
-            task.seq, _task_error(state, task.service, task.method, gave_up), now
-        )
-        self._apply(ctx, state, execution, step, now)
+        if execution.waiting_for(task.seq):
+            error_ = _task_error(state, task.service, task.method, gave_up)
+            self._apply(ctx, state, execution, execution.task_failed(task.seq, error_, now), now)
 
     def _finish_task(self, ctx: Context, task: TaskState, workflow_id: str) -> None:
         ctx.delete(s.task_key(workflow_id, task.seq))
@@ -551,8 +557,10 @@ class WorkflowEngine:
         state = self._load(ctx, workflow_id)
         if state is None or state.status == WorkflowStatus.RUNNING:
             return
-        for index in range(state.history_size):
+        for index, event in enumerate(self._history(ctx, state)):
             ctx.delete(s.history_key(workflow_id, index))
+            if isinstance(event, s.TaskScheduled):
+                ctx.delete(s.task_key(workflow_id, event.seq))
         ctx.delete(s.state_key(workflow_id))
 
     def _emit(self, ctx: Context, topic: str, key: str, message: Message) -> None:

@@ -82,7 +82,7 @@ class StreamApp:
         self.changelog_topic = config.topic(f"{processor.name}.changelog")
         self.dlq_topic = config.topic("dlq")
         self.state_path = Path(config.state_dir) / config.namespace / processor.name
-        self.metrics = StreamMetrics(processor.name, registry)
+        self.metrics = StreamMetrics(config.namespace, processor.name, registry)
         self.partitions: dict[int, AssignedPartition] = {}
         self._stop = threading.Event()
         self._lock_file: IO[str] | None = None

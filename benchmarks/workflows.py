@@ -1,0 +1,795 @@
+"""Workflow throughput and latency end to end, next to a raw-Kafka floor of the same hops.
+
+    python benchmarks/workflows.py [--bootstrap ADDR] [--quick] [--workflows N] [--steps S]
+                                   [--short-steps S] [--fanout W] [--long-steps S]
+                                   [--concurrency C] [--kafka KEY=VALUE ...]
+                                   [--stream FIELD=VALUE ...] [--verbose]
+
+Everything runs in this process against one broker (default: $INFINITIC_KAFKA, else
+127.0.0.1:9092), in a fresh namespace `bench-wf-<uuid8>` whose topics and consumer groups are
+deleted at the end. A `Worker` (engine + one service worker, its own metrics registry, a temp
+state dir) runs in a background thread, an `InfiniticClient` dispatches. The service is a no-op:
+`echo(x)` returns x at once, so what is measured is the engine, the service worker and Kafka.
+A task step (one task completed) costs two Kafka hops: engine -> service worker, inside the
+engine's exactly-once transaction, then worker -> engine, a plain idempotent produce.
+
+After a warm-up workflow (topics, group joins and first-time costs out of the way):
+(b) short:      1 workflow x S sequential tasks (50): ms per step = total / S.
+(d) long:       1 workflow x S sequential tasks (1,000): ms per step, and
+                long_vs_short_per_step = (d) / (b), which shows a cost growing with history.
+(c) fanout:     1 workflow dispatching W tasks (200) then waiting on all_of(...): total ms.
+(a) throughput: N workflows (200) x S sequential tasks (10), dispatched at once: workflows/s
+                and steps/s, from the first dispatch to the last result received.
+Each is timed from `client.dispatch` to the result in the client. The quick run measures (b)
+three times and the others once; the full run measures (b) five times and (a) and (c) three
+times; the median counts.
+
+Floor: then, with the Worker stopped, plain confluent-kafka plays the same hops between two
+8-partition topics: an "engine" loop (read_committed consumer, transactional producer with the
+engine's settings, one output per input, commit when input goes idle or after 100 ms / 1,000
+messages: flush, send offsets, commit) and a "worker" loop (read_committed consumer, idempotent
+producer with linger.ms=1, one output per input, offsets committed asynchronously every
+200 ms). A chain of k round trips is seeded into the engine topic and ends when the engine
+loop commits the transaction that consumed its last message:
+(i)  sequential: 1 chain x 200 round trips: floor_ms_per_step, to compare with (b);
+(ii) concurrent: 200 chains x 10 round trips: floor_steps_per_s, to compare with (a).
+`--kafka` settings reach the floor's clients as they reach the Worker's.
+
+Progress goes to stderr; stdout gets a table (one row per run: workflows, steps, seconds,
+steps/s, ms/step, and the engine's transactions in that run with their mean commit time, from
+its metrics; the floor's engine loop counts its own), a comparison with the team's targets,
+and, as its last line, one JSON object:
+    steps_per_s, workflows_per_s        (a)
+    ms_per_step                         (b)
+    fanout_200_ms                       (c) (for the --fanout width, 200 by default)
+    long_ms_per_step, long_vs_short_per_step                        (d)
+    floor_steps_per_s, floor_ms_per_step                            floor (ii), (i)
+    steps_ratio_to_floor                (a) / floor (ii): 1.0 means the runtime costs nothing
+    ms_per_step_ratio_to_floor          (b) / floor (i)
+    *_seconds, *_runs, sizes, quick, kafka, stream, concurrency, namespace, bootstrap
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+
+from infinitic_streams import (
+    InfiniticClient,
+    Worker,
+    Workflow,
+    WorkflowHandle,
+    all_of,
+    service,
+    workflow,
+)
+from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
+from infinitic_streams.streams import StreamConfig
+
+PARTITIONS = 8  # the Worker's default, and the floor's topics
+# The brief's sizes; they fit the quick run, which the full one repeats for a steadier median.
+QUICK = {
+    "workflows": 200,
+    "steps": 10,
+    "short_steps": 50,
+    "fanout": 200,
+    "long_steps": 1_000,
+    "floor_sequential": 200,
+    "floor_chains": 200,
+    "floor_chain_steps": 10,
+    "short_runs": 3,
+    "throughput_runs": 1,
+    "fanout_runs": 1,
+}
+FULL = {**QUICK, "short_runs": 5, "throughput_runs": 3, "fanout_runs": 3}
+TARGETS = {  # what the team aims at: reported, not asserted
+    "steps_per_s": (">=", 2_000.0),
+    "ms_per_step": ("<=", 10.0),
+    "fanout_200_ms": ("<=", 300.0),
+    "long_vs_short_per_step": ("<=", 1.5),
+}
+# The engine's defaults (StreamConfig) and the service worker's, which the floor copies.
+COMMIT_INTERVAL_S = StreamConfig.commit_interval_ms / 1000
+COMMIT_EVERY = StreamConfig.commit_every
+MAX_POLL_RECORDS = StreamConfig.max_poll_records
+WORKER_COMMIT_INTERVAL_S = 0.2
+TIMEOUT_S = 240.0  # for any single wait: a stuck phase fails instead of hanging
+
+log = logging.getLogger("benchmarks.workflows")
+
+
+# -- the workload --------------------------------------------------------------------------------
+
+
+@service("BenchNoop")
+class Noop:
+    def echo(self, value: int) -> int: ...
+
+
+class NoopImpl(Noop):
+    def echo(self, value: int) -> int:
+        return value
+
+
+@workflow("BenchChain")
+class Chain(Workflow):
+    def run(self, steps: int) -> int:
+        """`steps` tasks, one after the other; returns `steps`."""
+        noop = self.new_service(Noop)
+        value = 0
+        for _ in range(steps):
+            value = noop.echo(value + 1)
+        return value
+
+    def fan_out(self, width: int) -> int:
+        """`width` tasks at once, then wait for all; returns the sum of 0..width-1."""
+        noop = self.new_service(Noop)
+        deferreds = [self.dispatch(noop.echo, i) for i in range(width)]
+        return sum(all_of(*deferreds).result())
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str
+    namespace: str
+    workflows: int
+    steps: int
+    short_steps: int
+    fanout: int
+    long_steps: int
+    floor_sequential: int
+    floor_chains: int
+    floor_chain_steps: int
+    short_runs: int
+    throughput_runs: int
+    fanout_runs: int
+    concurrency: int
+    quick: bool
+    kafka: dict[str, Any]  # librdkafka settings for every client, as Worker(kafka) takes them
+    stream: dict[str, Any]  # StreamConfig fields, as Worker(stream) takes them
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.namespace}.{suffix}"
+
+    @property
+    def client_kafka(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap, **self.kafka}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    phase: str
+    workflows: int
+    steps: int
+    seconds: float
+    transactions: int = 0  # engine transactions committed during the run
+    commit_seconds: float = 0.0  # their total commit time
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ms_per_step(self) -> float:
+        return self.seconds * 1000 / self.steps if self.steps else 0.0
+
+    @property
+    def ms_per_commit(self) -> float:
+        return self.commit_seconds * 1000 / self.transactions if self.transactions else 0.0
+
+
+def median(runs: list[Measurement]) -> Measurement:
+    return sorted(runs, key=lambda m: m.seconds)[(len(runs) - 1) // 2]
+
+
+# -- the runtime ---------------------------------------------------------------------------------
+
+
+class Runtime:
+    """A Worker (engine + service worker) in a background thread, and a client."""
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.worker = Worker(
+            settings.client_kafka,
+            settings.namespace,
+            services=[NoopImpl()],
+            workflows=[Chain],
+            state_dir=state_dir,
+            concurrency=settings.concurrency,
+            partitions=PARTITIONS,
+            registry=self.registry,
+            stream=dict(settings.stream),
+        ).start()
+        self.client = InfiniticClient(settings.client_kafka, settings.namespace, PARTITIONS)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self.worker.stop()
+
+    def check(self) -> None:
+        thread = getattr(self.worker, "_thread", None)
+        if thread is not None and not thread.is_alive():
+            raise RuntimeError("the Worker stopped early (its error is printed above)")
+
+    def wait(self, handle: WorkflowHandle, deadline: float) -> Any:
+        """The workflow's result; fails if the Worker dies or the deadline passes."""
+        while True:
+            try:
+                return handle.result(timeout=0.5)
+            except TimeoutError:
+                self.check()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"workflow {handle.id}: no result in {TIMEOUT_S:.0f} s"
+                    ) from None
+
+    def engine_metric(self, name: str) -> float:
+        """Sum of the samples `name` of the engine (whatever other labels they have)."""
+        total = 0.0
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name and sample.labels.get("processor") == "engine":
+                    total += sample.value
+        return total
+
+    def engine_commits(self) -> tuple[int, float]:
+        count = self.engine_metric("infinitic_commit_latency_seconds_count")
+        return int(count), self.engine_metric("infinitic_commit_latency_seconds_sum")
+
+    def measure(
+        self,
+        phase: str,
+        start: Callable[[], list[WorkflowHandle]],
+        expected: Any,
+        steps: int,
+    ) -> Measurement:
+        """Dispatch (`start`), wait for every result; time from the first dispatch to the
+        last result."""
+        transactions, commit_seconds = self.engine_commits()
+        started = time.monotonic()
+        handles = start()
+        deadline = started + TIMEOUT_S
+        results = [self.wait(handle, deadline) for handle in handles]
+        seconds = time.monotonic() - started
+        wrong = [r for r in results if r != expected]
+        if wrong:
+            raise RuntimeError(f"{phase}: expected {expected!r}, got {wrong[0]!r}")
+        time.sleep(0.05)  # let the engine's last commit reach its metrics
+        transactions_after, commit_seconds_after = self.engine_commits()
+        return Measurement(
+            phase,
+            len(handles),
+            steps,
+            seconds,
+            transactions_after - transactions,
+            commit_seconds_after - commit_seconds,
+        )
+
+    def chains(self, phase: str, workflows: int, steps: int) -> Measurement:
+        def start() -> list[WorkflowHandle]:
+            return [self.client.dispatch(Chain.run, steps) for _ in range(workflows)]
+
+        return self.measure(phase, start, steps, workflows * steps)
+
+    def fan_out(self, phase: str, width: int) -> Measurement:
+        def start() -> list[WorkflowHandle]:
+            return [self.client.dispatch(Chain.fan_out, width)]
+
+        return self.measure(phase, start, width * (width - 1) // 2, width)
+
+    def check_clean(self) -> None:
+        """Warn when the run did not go straight through: aborts redo work and skew numbers."""
+        aborts = self.engine_metric("infinitic_transactions_aborted_total")
+        dead = self.engine_metric("infinitic_dead_letters_total")
+        if aborts or dead:
+            log.warning("engine: %d transactions aborted, %d dead letters", aborts, dead)
+
+
+# -- the floor -----------------------------------------------------------------------------------
+
+
+class Background:
+    """Runs `target` in a daemon thread and keeps its exception for `check` and `join`."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self.error: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException as error:
+            self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
+        if not self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name} stopped early")
+
+    def join(self, timeout: float = 60.0) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self._thread.name} did not stop within {timeout} s")
+        if self.error is not None:
+            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
+
+
+def consumer_config(settings: Settings, group: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The read_committed consumer of StreamApp and ServiceWorker; `extra` overrides."""
+    return {
+        "bootstrap.servers": settings.bootstrap,
+        "group.id": group,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
+        **extra,
+    }
+
+
+def check_message(message: Any) -> bool:
+    """True for a record; False for an ignorable consumer event; raises on a fatal one."""
+    error = message.error()
+    if error is None:
+        return True
+    if error.fatal():
+        raise KafkaException(error)
+    return False
+
+
+class FloorLoops:
+    """The two hops of a task step with plain confluent-kafka, in two threads.
+
+    A chain's message is `remaining` (ASCII), keyed by the chain's id. The engine loop turns
+    `k > 0` into a task message and records `0` as the chain's end; the worker loop answers a
+    task message `k` with `k - 1`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine_topic = settings.topic("floor-engine")
+        self.tasks_topic = settings.topic("floor-tasks")
+        self.done: dict[bytes, float] = {}  # chain -> when the transaction that ended it committed
+        self.transactions = 0
+        self.commit_seconds = 0.0
+        self._stop = threading.Event()
+        self._engine = Background(self._engine_run, "floor engine")
+        self._worker = Background(self._worker_run, "floor worker")
+        self._seeder = Producer(
+            {**settings.client_kafka, "enable.idempotence": True, "linger.ms": 1}
+        )
+
+    def check(self) -> None:
+        self._engine.check()
+        self._worker.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._seeder.flush(10)
+        self._engine.join()
+        self._worker.join()
+
+    def seed(self, chains: list[bytes], round_trips: int) -> None:
+        """Start chains like a client dispatches workflows: produce, poll, no flush."""
+        value = str(round_trips).encode()
+        for chain in chains:
+            self._seeder.produce(self.engine_topic, value, chain)
+            self._seeder.poll(0)
+
+    # -- engine -> worker: consume, produce, send offsets, commit (StreamApp's shape)
+
+    def _engine_run(self) -> None:
+        settings = self.settings
+        producer = Producer(
+            {
+                "bootstrap.servers": settings.bootstrap,
+                "transactional.id": f"{settings.topic('floor-engine')}.{uuid.uuid4()}",
+                "transaction.timeout.ms": 60_000,
+                **settings.kafka,
+            }
+        )
+        producer.init_transactions(60)
+        extra = {"partition.assignment.strategy": "range", **settings.kafka}
+        consumer = Consumer(consumer_config(settings, settings.topic("floor-engine"), extra))
+        consumer.subscribe([self.engine_topic])
+        try:
+            self._engine_loop(consumer, producer)
+        finally:
+            consumer.close()
+            producer.flush(10)
+
+    def _engine_loop(self, consumer: Consumer, producer: Producer) -> None:
+        offsets: dict[int, int] = {}  # partition -> next offset, in the open transaction
+        ended: list[bytes] = []
+        count, opened_at = 0, 0.0
+        while not self._stop.is_set():
+            messages = consumer.consume(MAX_POLL_RECORDS, 0.0 if offsets else 0.1)
+            for message in messages:
+                if not check_message(message):
+                    continue
+                if not offsets:
+                    producer.begin_transaction()
+                    opened_at = time.monotonic()
+                value = message.value()
+                if value == b"0":
+                    ended.append(message.key())
+                else:
+                    producer.produce(self.tasks_topic, value, message.key())
+                offsets[message.partition()] = message.offset() + 1
+                count += 1
+            now = time.monotonic()
+            due = not messages or count >= COMMIT_EVERY or now - opened_at >= COMMIT_INTERVAL_S
+            if offsets and due:
+                positions = [TopicPartition(self.engine_topic, p, o) for p, o in offsets.items()]
+                producer.flush(30)
+                producer.send_offsets_to_transaction(
+                    positions, consumer.consumer_group_metadata(), 30
+                )
+                producer.commit_transaction(30)
+                committed_at = time.monotonic()
+                self.transactions += 1
+                self.commit_seconds += committed_at - now
+                for chain in ended:
+                    self.done[chain] = committed_at
+                offsets.clear()
+                ended.clear()
+                count = 0
+
+    # -- worker -> engine: consume, plain idempotent produce (the service worker's shape)
+
+    def _worker_run(self) -> None:
+        settings = self.settings
+        producer = Producer({**settings.client_kafka, "enable.idempotence": True, "linger.ms": 1})
+        consumer = Consumer(
+            consumer_config(settings, settings.topic("floor-tasks"), settings.kafka)
+        )
+        consumer.subscribe([self.tasks_topic])
+        next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
+        consumed = False
+        try:
+            while not self._stop.is_set():
+                for message in consumer.consume(MAX_POLL_RECORDS, 0.05):
+                    if not check_message(message):
+                        continue
+                    remaining = int(message.value()) - 1
+                    producer.produce(self.engine_topic, str(remaining).encode(), message.key())
+                    consumed = True
+                producer.poll(0)
+                if consumed and time.monotonic() >= next_commit:
+                    consumer.commit(asynchronous=True)
+                    consumed = False
+                    next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
+        finally:
+            producer.flush(10)
+            consumer.close()
+
+    # -- measuring
+
+    def measure(self, phase: str, chains: int, round_trips: int) -> Measurement:
+        ids = [f"{phase}-{uuid.uuid4().hex[:8]}-{i}".encode() for i in range(chains)]
+        transactions, commit_seconds = self.transactions, self.commit_seconds
+        started = time.monotonic()
+        self.seed(ids, round_trips)
+        wait_until(lambda: all(c in self.done for c in ids), phase, self.check)
+        seconds = max(self.done[c] for c in ids) - started
+        return Measurement(
+            phase,
+            chains,
+            chains * round_trips,
+            seconds,
+            self.transactions - transactions,
+            self.commit_seconds - commit_seconds,
+        )
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    check: Callable[[], None],
+    interval: float = 0.002,
+    timeout: float = TIMEOUT_S,
+) -> float:
+    """Poll `condition` until true; return the time it was seen true. `check` raises if the
+    thing being waited for has failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return time.monotonic()
+        check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def delete_namespace(settings: Settings) -> None:
+    """Delete the run's topics and consumer groups (best effort: report, do not raise)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, **settings.kafka})
+    prefix = settings.namespace + "."
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
+    listed = admin.list_consumer_groups(request_timeout=30).result(60)
+    groups = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
+    futures: dict[str, Any] = {}
+    if topics:
+        futures.update(admin.delete_topics(topics, operation_timeout=30))
+    if groups:
+        futures.update(admin.delete_consumer_groups(groups, request_timeout=30))
+    for name, future in futures.items():
+        try:
+            future.result(60)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                log.warning("could not delete %s: %s", name, error.args[0].str())
+    note(f"deleted {len(topics)} topics and {len(groups)} consumer groups of {settings.namespace}")
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def note(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+def print_header() -> None:
+    print(
+        f"{'phase':<22} {'workflows':>9} {'steps':>7} {'seconds':>8} {'steps/s':>8} "
+        f"{'ms/step':>8} {'txns':>6} {'ms/txn':>7}",
+        flush=True,
+    )
+
+
+def print_row(measured: Measurement) -> None:
+    print(
+        f"{measured.phase:<22} {measured.workflows:>9,} {measured.steps:>7,} "
+        f"{measured.seconds:>8.3f} {measured.steps_per_s:>8,.0f} {measured.ms_per_step:>8.2f} "
+        f"{measured.transactions:>6,} {measured.ms_per_commit:>7.2f}",
+        flush=True,
+    )
+
+
+def print_targets(result: dict[str, Any]) -> None:
+    print("\ntarget                     measured      aims at   floor", flush=True)
+    floors = {
+        "steps_per_s": result["floor_steps_per_s"],
+        "ms_per_step": result["floor_ms_per_step"],
+    }
+    for key, (direction, goal) in TARGETS.items():
+        value = result[key]
+        met = value >= goal if direction == ">=" else value <= goal
+        floor = f"{floors[key]:>7,.1f}" if key in floors else ""
+        print(
+            f"{key:<24} {value:>10,.2f} {direction} {goal:>8,.1f}   {floor:<7} "
+            f"{'ok' if met else 'MISSED'}",
+            flush=True,
+        )
+
+
+def summary(
+    settings: Settings,
+    throughput: list[Measurement],
+    short: list[Measurement],
+    fanout: list[Measurement],
+    long: Measurement,
+    floor_sequential: Measurement,
+    floor_concurrent: Measurement,
+) -> dict[str, Any]:
+    a, b, c = median(throughput), median(short), median(fanout)
+
+    def runs(measured: list[Measurement]) -> list[float]:
+        return [round(m.seconds, 3) for m in measured]
+
+    return {
+        "steps_per_s": round(a.steps_per_s, 1),
+        "workflows_per_s": round(a.workflows / a.seconds, 1),
+        "ms_per_step": round(b.ms_per_step, 2),
+        "fanout_200_ms": round(c.seconds * 1000, 1),
+        "long_ms_per_step": round(long.ms_per_step, 2),
+        "long_vs_short_per_step": round(long.ms_per_step / b.ms_per_step, 3),
+        "floor_steps_per_s": round(floor_concurrent.steps_per_s, 1),
+        "floor_ms_per_step": round(floor_sequential.ms_per_step, 2),
+        "steps_ratio_to_floor": round(a.steps_per_s / floor_concurrent.steps_per_s, 3),
+        "ms_per_step_ratio_to_floor": round(b.ms_per_step / floor_sequential.ms_per_step, 3),
+        "throughput_seconds": round(a.seconds, 3),
+        "throughput_runs": runs(throughput),
+        "short_runs": runs(short),
+        "fanout_runs": runs(fanout),
+        "long_seconds": round(long.seconds, 3),
+        "floor_sequential_seconds": round(floor_sequential.seconds, 3),
+        "floor_concurrent_seconds": round(floor_concurrent.seconds, 3),
+        "workflows": settings.workflows,
+        "steps_per_workflow": settings.steps,
+        "short_steps": settings.short_steps,
+        "fanout": settings.fanout,
+        "long_steps": settings.long_steps,
+        "floor_sequential": settings.floor_sequential,
+        "floor_chains": settings.floor_chains,
+        "floor_chain_steps": settings.floor_chain_steps,
+        "partitions": PARTITIONS,
+        "concurrency": settings.concurrency,
+        "quick": settings.quick,
+        "kafka": settings.kafka,
+        "stream": settings.stream,
+        "namespace": settings.namespace,
+        "bootstrap": settings.bootstrap,
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def run_runtime(
+    settings: Settings, state_dir: Path
+) -> tuple[list[Measurement], list[Measurement], list[Measurement], Measurement]:
+    note(f"runtime: starting a Worker (engine + service) and a client, state in {state_dir}")
+    runtime = Runtime(settings, state_dir)
+    try:
+        started = time.monotonic()
+        deadline = started + TIMEOUT_S
+        runtime.wait(runtime.client.dispatch(Chain.run, 5), deadline)
+        runtime.wait(runtime.client.dispatch(Chain.fan_out, 5), deadline)
+        note(f"warm-up workflows done in {time.monotonic() - started:.2f} s")
+
+        short = []
+        for i in range(settings.short_runs):
+            phase = f"(b) short 1x{settings.short_steps} #{i + 1}"
+            short.append(runtime.chains(phase, 1, settings.short_steps))
+            print_row(short[-1])
+        long = runtime.chains(f"(d) long 1x{settings.long_steps}", 1, settings.long_steps)
+        print_row(long)
+        fanout = []
+        for i in range(settings.fanout_runs):
+            fanout.append(
+                runtime.fan_out(f"(c) fanout {settings.fanout} #{i + 1}", settings.fanout)
+            )
+            print_row(fanout[-1])
+        throughput = []
+        for i in range(settings.throughput_runs):
+            phase = f"(a) {settings.workflows}x{settings.steps} #{i + 1}"
+            throughput.append(runtime.chains(phase, settings.workflows, settings.steps))
+            print_row(throughput[-1])
+        runtime.check_clean()
+    finally:
+        runtime.close()
+    return throughput, short, fanout, long
+
+
+def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
+    note("floor: plain confluent-kafka, the same two hops per step, the Worker stopped")
+    ensure_topics(
+        settings.bootstrap,
+        [TopicSpec(settings.topic(s), PARTITIONS) for s in ("floor-engine", "floor-tasks")],
+    )
+    loops = FloorLoops(settings)
+    try:
+        loops.measure("warm-up", 1, 5)
+        loops.measure("warm-up", 10, 5)
+        sequential = loops.measure(
+            f"floor 1x{settings.floor_sequential}", 1, settings.floor_sequential
+        )
+        print_row(sequential)
+        chains, steps = settings.floor_chains, settings.floor_chain_steps
+        concurrent = loops.measure(f"floor {chains}x{steps}", chains, steps)
+        print_row(concurrent)
+    finally:
+        loops.stop()
+    return sequential, concurrent
+
+
+def run(settings: Settings, work_dir: Path) -> dict[str, Any]:
+    note(f"namespace {settings.namespace} on {settings.bootstrap}")
+    print_header()
+    throughput, short, fanout, long = run_runtime(settings, work_dir / "state")
+    floor_sequential, floor_concurrent = run_floor(settings)
+    result = summary(settings, throughput, short, fanout, long, floor_sequential, floor_concurrent)
+    print_targets(result)
+    return result
+
+
+def setting_value(text: str) -> Any:
+    """A --stream value: int, float, true/false, else the string."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("INFINITIC_KAFKA") or "127.0.0.1:9092",
+        help="the broker (default: $INFINITIC_KAFKA, else 127.0.0.1:9092)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="measure each phase once, (b) thrice (~1-2 min)"
+    )
+    parser.add_argument("--workflows", type=int, help="(a): workflows dispatched at once (200)")
+    parser.add_argument("--steps", type=int, help="(a): tasks per workflow (10)")
+    parser.add_argument("--short-steps", type=int, help="(b): tasks of the short workflow (50)")
+    parser.add_argument("--fanout", type=int, help="(c): parallel tasks (200)")
+    parser.add_argument("--long-steps", type=int, help="(d): tasks of the long workflow (1,000)")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="tasks the service worker runs at once (16)"
+    )
+    parser.add_argument(
+        "--kafka",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="librdkafka setting for every client of the Worker, the client and the floor "
+        "(Worker's kafka dict; repeatable)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="StreamConfig field of the engine, e.g. commit_interval_ms=20 (repeatable)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the runtime's log")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    settings = Settings(
+        bootstrap=args.bootstrap,
+        namespace=f"bench-wf-{uuid.uuid4().hex[:8]}",
+        workflows=args.workflows or sizes["workflows"],
+        steps=args.steps or sizes["steps"],
+        short_steps=args.short_steps or sizes["short_steps"],
+        fanout=args.fanout or sizes["fanout"],
+        long_steps=args.long_steps or sizes["long_steps"],
+        floor_sequential=sizes["floor_sequential"],
+        floor_chains=args.workflows or sizes["floor_chains"],
+        floor_chain_steps=args.steps or sizes["floor_chain_steps"],
+        short_runs=sizes["short_runs"],
+        throughput_runs=sizes["throughput_runs"],
+        fanout_runs=sizes["fanout_runs"],
+        concurrency=args.concurrency,
+        quick=args.quick,
+        kafka=dict(item.split("=", 1) for item in args.kafka),
+        stream={k: setting_value(v) for k, v in (item.split("=", 1) for item in args.stream)},
+    )
+    return settings, args.verbose
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, verbose = parse_settings(argv)
+    # stderr shows warnings only, unless verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="infinitic-bench-", ignore_cleanup_errors=True) as work:
+        try:
+            result = run(settings, Path(work))
+        finally:
+            delete_namespace(settings)
+    note(f"done in {time.monotonic() - started:.1f} s")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

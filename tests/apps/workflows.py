@@ -1,0 +1,166 @@
+"""Services and workflows of the end-to-end tests, and a Worker entry point for subprocesses:
+
+python -m tests.apps.workflows --bootstrap B --namespace N --state-dir D [--engine] [--services]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+from infinitic_streams import (
+    RetryPolicy,
+    TaskFailed,
+    Worker,
+    Workflow,
+    any_of,
+    service,
+    task_context,
+    workflow,
+)
+
+
+@service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=0.2, jitter=0.0))
+class Steps:
+    def add(self, x: int, y: int) -> int: ...
+    def fail_until(self, attempt: int) -> list[int]: ...
+    def always_fails(self, x: int) -> int: ...
+    def undo(self, x: int) -> str: ...
+    def fails_while_file_exists(self, path: str) -> str: ...
+    def slow(self, seconds: float, marker: str) -> str: ...
+
+
+class StepsImpl(Steps):
+    def add(self, x: int, y: int) -> int:
+        return x + y
+
+    def fail_until(self, attempt: int) -> list[int]:
+        """Fails before the given attempt; returns the attempt numbers it saw."""
+        current = task_context().attempt
+        if current < attempt:
+            raise ConnectionError(f"attempt {current} fails on purpose")
+        return list(range(1, current + 1))
+
+    def always_fails(self, x: int) -> int:
+        raise ValueError(f"{x} is not acceptable")
+
+    def undo(self, x: int) -> str:
+        return f"undone {x}"
+
+    def fails_while_file_exists(self, path: str) -> str:
+        if Path(path).exists():
+            raise RuntimeError(f"{path} exists")
+        return "fixed"
+
+    def slow(self, seconds: float, marker: str) -> str:
+        """Writes `pid attempt` to `marker`, then sleeps (a worker can be killed meanwhile)."""
+        with open(marker, "a") as out:
+            out.write(f"{os.getpid()} {task_context().attempt}\n")
+        time.sleep(seconds)
+        return f"slept in {os.getpid()}"
+
+
+@service("Slow", timeout=1.0)
+class Slow:
+    def wait(self, seconds: float) -> str: ...
+
+
+class SlowImpl(Slow):
+    def wait(self, seconds: float) -> str:
+        time.sleep(seconds)
+        return "finished"
+
+
+@workflow("Sum")
+class Sum(Workflow):
+    def run(self, n: int) -> int:
+        steps = self.new_service(Steps)
+        total = 0
+        for i in range(n):
+            total = steps.add(total, i)
+        return total
+
+
+@workflow("Flaky")
+class Flaky(Workflow):
+    def run(self, succeed_at: int) -> list[int]:
+        return self.new_service(Steps).fail_until(succeed_at)
+
+
+@workflow("Compensate")
+class Compensate(Workflow):
+    def run(self, x: int) -> str:
+        steps = self.new_service(Steps)
+        try:
+            return str(steps.always_fails(x))
+        except TaskFailed as failure:
+            return f"{steps.undo(x)} after {failure.type_name} in {failure.attempts} attempts"
+
+
+@workflow("Fixable")
+class Fixable(Workflow):
+    def run(self, path: str) -> str:
+        return self.new_service(Steps).fails_while_file_exists(path)
+
+
+@workflow("Sleeper")
+class Sleeper(Workflow):
+    def run(self, seconds: float) -> str:
+        before = self.now()
+        self.sleep(seconds)
+        return f"slept {(self.now() - before).total_seconds():.1f}"
+
+
+@workflow("Race")
+class Race(Workflow):
+    def run(self, task_seconds: float, timer_seconds: float) -> str:
+        steps = self.new_service(Steps)
+        task = self.dispatch(steps.slow, task_seconds, os.devnull)
+        winner = any_of(task, self.timer(timer_seconds)).result()
+        return "task" if isinstance(winner, str) else "timer"
+
+
+@workflow("TimesOut")
+class TimesOut(Workflow):
+    def run(self, seconds: float) -> str:
+        try:
+            return self.new_service(Slow).wait(seconds)
+        except TaskFailed as failure:
+            return type(failure).__name__
+
+
+@workflow("SlowOnce")
+class SlowOnce(Workflow):
+    def run(self, seconds: float, marker: str) -> str:
+        return self.new_service(Steps).slow(seconds, marker)
+
+
+SERVICES = [StepsImpl, SlowImpl]
+WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SlowOnce]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--engine", action="store_true")
+    parser.add_argument("--services", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    Worker(
+        {"bootstrap.servers": args.bootstrap},
+        args.namespace,
+        services=[cls() for cls in SERVICES] if args.services else [],
+        workflows=WORKFLOWS,
+        engine=args.engine,
+        state_dir=args.state_dir,
+        stream={"session_timeout_ms": 6000},
+    ).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Workflows end to end on the real broker: the seed's image workflow, retries, failures,
+timers, idempotency, and crashes of the engine and of service workers (subprocesses killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from examples.images import ImageUtilImpl, ImageWorkflow
+from infinitic_streams import (
+    InfiniticClient,
+    NonDeterministicWorkflow,
+    Worker,
+    Workflow,
+    WorkflowFailed,
+    WorkflowStatus,
+    workflow,
+)
+from infinitic_streams.protocol import DeadLetter, decode
+
+from .apps.workflows import (
+    SERVICES,
+    WORKFLOWS,
+    Compensate,
+    Fixable,
+    Flaky,
+    Race,
+    Sleeper,
+    SlowOnce,
+    Steps,
+    Sum,
+    TimesOut,
+)
+from .kafka_support import read_topic
+
+StartWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+def start_worker(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator[StartWorker]:
+    """Start an in-process Worker (engine and services by default); stopped after the test."""
+    started: list[Worker] = []
+
+    def start(**options: Any) -> Worker:
+        settings: dict[str, Any] = {
+            "services": [cls() for cls in SERVICES],
+            "workflows": WORKFLOWS,
+            "state_dir": tmp_path / "state",
+            "stream": {"session_timeout_ms": 6000},
+            **options,
+        }
+        worker = Worker({"bootstrap.servers": kafka_bootstrap}, namespace, **settings).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def client(kafka_bootstrap: str, namespace: str) -> Iterator[InfiniticClient]:
+    with InfiniticClient({"bootstrap.servers": kafka_bootstrap}, namespace) as opened:
+        yield opened
+
+
+def events(history: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [event for event in history if event["event"] == name]
+
+
+def expected_urls(url: str, sizes: list[int]) -> list[str]:
+    images = ImageUtilImpl()
+    image = images.download(url)
+    return [images.upload(images.resize(image, size)) for size in sizes]
+
+
+def test_the_seed_image_workflow_with_3_and_with_191_sizes(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    start_worker(services=[ImageUtilImpl()], workflows=[ImageWorkflow])
+    url = "https://example.com/cat.png"
+    three = client.dispatch(ImageWorkflow.run, "me@example.com", url)
+    every = client.dispatch(ImageWorkflow.all_sizes, "me@example.com", url)
+    assert three.result(timeout=60) == expected_urls(url, [64, 128, 256])
+    assert every.result(timeout=60) == expected_urls(url, list(range(10, 201)))
+    history = every.history()
+    assert len(events(history, "TaskScheduled")) == 1 + 2 * 191 + 1
+    assert every.describe().status == WorkflowStatus.COMPLETED
+
+
+def test_a_50_task_sequence(start_worker: StartWorker, client: InfiniticClient) -> None:
+    start_worker()
+    handle = client.dispatch(Sum.run, 50)
+    assert handle.result(timeout=60) == sum(range(50))
+    history = handle.history()
+    assert len(events(history, "TaskSucceeded")) == 50
+    assert [e["event"] for e in history[-2:]] == ["TaskSucceeded", "Ended"]
+
+
+def test_a_task_that_fails_twice_then_succeeds(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    start_worker()
+    handle = client.dispatch(Flaky.run, 3)
+    assert handle.result(timeout=60) == [1, 2, 3]  # the attempts task_context() reported
+    history = handle.history()
+    assert [e["attempt"] for e in events(history, "AttemptFailed")] == [1, 2]
+    assert all(e["error"].type_name == "ConnectionError" for e in events(history, "AttemptFailed"))
+    assert [e["attempt"] for e in events(history, "TaskSucceeded")] == [3]
+
+
+def test_a_permanent_failure_caught_by_a_compensating_task(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    start_worker()
+    handle = client.dispatch(Compensate.run, 4)
+    assert handle.result(timeout=60) == "undone 4 after ValueError in 3 attempts"
+
+
+def test_an_uncaught_failure_then_retry_once_the_fault_is_gone(
+    start_worker: StartWorker, client: InfiniticClient, tmp_path: Path
+) -> None:
+    start_worker()
+    fault = tmp_path / "fault"
+    fault.touch()
+    handle = client.dispatch(Fixable.run, str(fault))
+    with pytest.raises(WorkflowFailed) as failed:
+        handle.result(timeout=60)
+    assert "RuntimeError" in str(failed.value)
+    info = handle.describe()
+    assert info.status == WorkflowStatus.FAILED
+    assert info.error is not None and "exists" in info.error
+    fault.unlink()
+    handle.retry()
+    assert handle.result(timeout=60) == "fixed"
+    assert handle.describe().status == WorkflowStatus.COMPLETED
+
+
+def test_sleep_is_a_durable_timer(start_worker: StartWorker, client: InfiniticClient) -> None:
+    start_worker()
+    result = client.dispatch(Sleeper.run, 2.0).result(timeout=60)
+    assert float(result.split()[1]) >= 2.0
+
+
+@pytest.mark.parametrize(
+    ("task_s", "timer_s", "winner"), [(0.0, 10.0, "task"), (10.0, 0.5, "timer")]
+)
+def test_any_of_task_and_timer_is_won_by_each_side(
+    start_worker: StartWorker, client: InfiniticClient, task_s: float, timer_s: float, winner: str
+) -> None:
+    start_worker()
+    assert client.dispatch(Race.run, task_s, timer_s).result(timeout=60) == winner
+
+
+def test_a_timed_out_task(start_worker: StartWorker, client: InfiniticClient) -> None:
+    start_worker()
+    handle = client.dispatch(TimesOut.run, 3.0)
+    assert handle.result(timeout=60) == "TaskTimedOut"
+    [gave_up] = events(handle.history(), "TaskGaveUp")
+    assert gave_up["timed_out"]
+
+
+def test_dispatch_with_the_same_id_starts_one_workflow(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    start_worker()
+    first = client.dispatch(Sum.run, 5, id="order-42")
+    second = client.dispatch(Sum.run, 7, id="order-42")
+    assert first.result(timeout=60) == second.result(timeout=60) == sum(range(5))
+    assert len(events(first.history(), "Started")) == 1
+
+
+@workflow("Changing")
+class ChangingBefore(Workflow):
+    def run(self, x: int) -> int:
+        return self.new_service(Steps).add(x, 1)
+
+
+@workflow("Changing")
+class ChangingAfter(Workflow):
+    def run(self, x: int) -> int:
+        self.new_service(Steps).undo(x)
+        return x
+
+
+def test_code_changed_under_a_running_workflow(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    before = start_worker(services=[], workflows=[ChangingBefore])
+    handle = client.dispatch(ChangingBefore.run, 1)
+    deadline = time.monotonic() + 30
+    while handle.describe().pending == [] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert handle.describe().pending == ["task Steps.add (step 1)"]
+    before.stop()
+    start_worker(workflows=[ChangingAfter])  # new code; services now answer the task
+    with pytest.raises(WorkflowFailed) as failed:
+        handle.result(timeout=60)
+    assert failed.value.type_name == NonDeterministicWorkflow.__name__
+    assert "task Steps.add" in failed.value.error_message
+    assert "task Steps.undo" in failed.value.error_message
+
+
+def test_undecodable_bytes_on_the_engine_topic_are_dead_lettered(
+    start_worker: StartWorker, client: InfiniticClient, kafka_bootstrap: str, namespace: str
+) -> None:
+    start_worker()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(f"{namespace}.engine", b"\x00garbage\xff", b"some-key")
+    assert producer.flush(10) == 0
+    handles = [client.dispatch(Sum.run, n) for n in range(1, 6)]
+    assert [h.result(timeout=60) for h in handles] == [sum(range(n)) for n in range(1, 6)]
+    letters = [
+        decode(value).message for _, value in read_topic(kafka_bootstrap, f"{namespace}.dlq")
+    ]
+    [letter] = letters
+    assert isinstance(letter, DeadLetter)
+    assert letter.source_topic == f"{namespace}.engine"
+    assert letter.reason.startswith("undecodable input")
+    assert letter.value == b"\x00garbage\xff"
+
+
+class WorkerProcess:
+    """A `tests.apps.workflows` worker in a subprocess."""
+
+    def __init__(self, bootstrap: str, namespace: str, state_dir: Path, *roles: str) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.log_path = state_dir.parent / f"worker-{time.time_ns()}.log"
+        command = [
+            sys.executable, "-m", "tests.apps.workflows", "--bootstrap", bootstrap,
+            "--namespace", namespace, "--state-dir", str(state_dir), *roles,
+        ]  # fmt: skip
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def test_kill_9_of_the_engine_while_100_workflows_run(
+    start_worker: StartWorker,
+    client: InfiniticClient,
+    processes: list[WorkerProcess],
+    kafka_bootstrap: str,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    start_worker(engine=False)  # services in this process, the engine in a subprocess
+    state = tmp_path / "engine-state"
+    processes.append(WorkerProcess(kafka_bootstrap, namespace, state, "--engine"))
+    handles = [client.dispatch(Sum.run, 10) for _ in range(100)]
+    time.sleep(3.0)
+    processes[-1].kill()
+    processes.append(WorkerProcess(kafka_bootstrap, namespace, state, "--engine"))
+    assert [h.result(timeout=120) for h in handles] == [45] * 100
+    for handle in handles[::10]:
+        history = handle.history()
+        assert len(events(history, "TaskSucceeded")) == 10
+        assert len(events(history, "Ended")) == 1
+
+
+def test_kill_9_of_a_service_worker_mid_task(
+    start_worker: StartWorker,
+    client: InfiniticClient,
+    processes: list[WorkerProcess],
+    kafka_bootstrap: str,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    start_worker(services=[])  # the engine here; two service workers in subprocesses
+    for name in ("a", "b"):
+        processes.append(WorkerProcess(kafka_bootstrap, namespace, tmp_path / name, "--services"))
+    time.sleep(5.0)  # both join the group before the task is sent
+    marker = tmp_path / "marker"
+    handle = client.dispatch(SlowOnce.run, 3.0, str(marker))
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first_pid = int(marker.read_text().split()[0])
+    victim = next(p for p in processes if p.process.pid == first_pid)
+    victim.kill()
+    result = handle.result(timeout=90)
+    runs = marker.read_text().splitlines()
+    assert len(runs) == 2, runs
+    second_pid = int(runs[1].split()[0])
+    assert second_pid != first_pid
+    assert result == f"slept in {second_pid}"
