@@ -17,9 +17,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# A local broker (or $$INFINITIC_KAFKA), then the cluster it shows.
+# The image workflow end to end: engine, workers and client in one process, on a local
+# broker (or $$INFINITIC_KAFKA).
 demo: $(INSTALLED)
-	scripts/with-kafka.sh .infinitic/kafka $(DEMO_PORT) $(BIN)/infinitic-streams kafka info
+	scripts/with-kafka.sh .infinitic/kafka $(DEMO_PORT) $(BIN)/python examples/images.py
 
 # Lint, then every test against a real broker: $$INFINITIC_KAFKA or one started for the run.
 test: lint $(INSTALLED)

@@ -1,13 +1,16 @@
 """`InfiniticClient`: dispatch workflows, wait for their results, inspect and retry them.
 
-Each client owns a one-partition reply topic (`<ns>.client.<id>`), created when it starts and
-deleted when it closes, so it reads only its own replies. The engine answers there after its
-transaction commits; the client reads it `read_committed` in a background thread.
+Answers come on the namespace's replies topic (`<ns>.replies`, several partitions): each client
+reads one partition, picked at random, from its end, and keeps the records keyed by its own id.
+The engine answers after its transaction commits; the client reads `read_committed` in a
+background thread. Nothing is created or deleted per client, so a client that dies leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
 import importlib
+import random
 import sys
 import threading
 import time
@@ -19,14 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from infinitic_streams import payload
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.definitions import public_method, workflow_spec
 from infinitic_streams.engine import state as s
-from infinitic_streams.errors import InfiniticError, WorkflowCanceled, WorkflowFailed
-from infinitic_streams.kafka.admin import TopicSpec, ensure_topics, new_admin
+from infinitic_streams.errors import WorkflowCanceled, WorkflowFailed, WorkflowNotFound
+from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
+from infinitic_streams.kafka.consume import consume_available
 from infinitic_streams.protocol import (
     DispatchWorkflow,
     Envelope,
@@ -45,6 +49,7 @@ from infinitic_streams.protocol import (
 from infinitic_streams.topics import Topics
 
 DEFAULT_PARTITIONS = 8
+REPLY_PARTITIONS = 16
 QUERY_TIMEOUT_S = 30.0
 
 
@@ -72,29 +77,33 @@ class InfiniticClient:
         self.kafka = dict(kafka)
         self.topics = Topics(namespace)
         self.client_id = uuid.uuid4().hex[:12]
-        self.reply_topic = self.topics.client(self.client_id)
-        bootstrap = self.kafka["bootstrap.servers"]
         ensure_topics(
-            bootstrap,
+            self.kafka["bootstrap.servers"],
             [
                 TopicSpec(self.topics.engine, partitions),
-                TopicSpec(self.reply_topic, 1, {"retention.ms": str(3_600_000)}),
+                TopicSpec(self.topics.replies, REPLY_PARTITIONS, {"retention.ms": "3600000"}),
             ],
         )
         self._producer = Producer({**self.kafka, "enable.idempotence": True, "linger.ms": 1})
         self._consumer = Consumer(
             {
                 **self.kafka,
-                "group.id": self.reply_topic,
+                "group.id": f"{self.topics.replies}.{self.client_id}",  # never joined nor committed
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
             }
         )
-        self._consumer.assign([TopicPartition(self.reply_topic, 0, 0)])
+        self.reply_partition = random.randrange(REPLY_PARTITIONS)
+        self.reply_to = f"{self.reply_partition}:{self.client_id}"
+        replies = TopicPartition(self.topics.replies, self.reply_partition)
+        # Start at the current end: every answer to this client comes after its first request.
+        start = _end_offset(self._consumer, replies)
+        self._consumer.assign([TopicPartition(self.topics.replies, self.reply_partition, start)])
         self._results: dict[str, WorkflowResult] = {}
         self._queries: dict[str, Future[QueryReply]] = {}
         self._changed = threading.Condition()
         self._closed = threading.Event()
+        self._key = self.client_id.encode()
         self._listener = threading.Thread(target=self._listen, name="infinitic client", daemon=True)
         self._listener.start()
 
@@ -110,16 +119,13 @@ class InfiniticClient:
         self.close()
 
     def close(self) -> None:
-        """Stop listening, release the connections and delete this client's reply topic."""
+        """Stop listening and release the connections."""
         if self._closed.is_set():
             return
         self._closed.set()
         self._listener.join(5)
         self._producer.flush(10)
         self._consumer.close()
-        futures = new_admin(self.kafka["bootstrap.servers"]).delete_topics([self.reply_topic])
-        for future in futures.values():
-            future.exception(10)  # best effort: an orphan expires with its retention
 
     # -- workflows -----------------------------------------------------------------------------
 
@@ -146,7 +152,7 @@ class InfiniticClient:
             args=tuple(Payload(data=a) for a in encoded),
             tags=tuple(tags),
             meta=dict(meta or {}),
-            reply_to=self.reply_topic,
+            reply_to=self.reply_to,
         )
         self._send(workflow_id, message)
         return WorkflowHandle(self, cls, workflow_id, method.__name__, waiting=True)
@@ -172,7 +178,7 @@ class InfiniticClient:
         self._queries[request_id] = future
         future.add_done_callback(lambda _: self._queries.pop(request_id, None))
         query = QueryWorkflow(
-            request_id=request_id, workflow_id=workflow_id, query=kind, reply_to=self.reply_topic
+            request_id=request_id, workflow_id=workflow_id, query=kind, reply_to=self.reply_to
         )
         self._send(workflow_id, query)
         return future
@@ -188,7 +194,7 @@ class InfiniticClient:
                 f"engine running for namespace {self.topics.namespace!r}?"
             ) from None
         if not reply.found:
-            raise InfiniticError(f"no workflow with id {workflow_id}")
+            raise WorkflowNotFound(workflow_id)
         return reply
 
     def _wait_result(
@@ -201,7 +207,7 @@ class InfiniticClient:
                 if result is not None and result.status != WorkflowStatus.RUNNING:
                     return result
                 if asked is not None and asked.done() and not asked.result().found:
-                    raise InfiniticError(f"no workflow with id {workflow_id}")
+                    raise WorkflowNotFound(workflow_id)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"workflow {workflow_id} did not end within {timeout} s")
@@ -213,9 +219,9 @@ class InfiniticClient:
 
     def _listen(self) -> None:
         while not self._closed.is_set():
-            for record in self._consumer.consume(100, 0.1):
-                if record.error() is not None:
-                    continue
+            for record in consume_available(self._consumer, 100, 0.1):
+                if record.error() is not None or record.key() != self._key:
+                    continue  # another client's answer
                 try:
                     message = decode(record.value()).message
                 except EnvelopeDecodeError:
@@ -303,6 +309,27 @@ class WorkflowHandle:
             self.describe()
         assert self._method is not None
         return payload.hints_of(public_method(self._cls, self._method))[1]
+
+
+_NEW_TOPIC_ERRORS = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+}
+
+
+def _end_offset(consumer: Consumer, partition: TopicPartition, timeout: float = 30.0) -> int:
+    """The partition's end offset; a topic created a moment ago may have no leader yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=timeout)[1]
+        except KafkaException as error:
+            settling = error.args[0].code() in _NEW_TOPIC_ERRORS or error.args[0].retriable()
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _defining_class(method: Callable[..., Any]) -> type:

@@ -59,6 +59,14 @@ class WorkflowFailed(InfiniticError):
         super().__init__(f"workflow {workflow_id} failed: {type_name}: {error_message}")
 
 
+class WorkflowNotFound(InfiniticError):
+    """The engine has no workflow with this id (never started, or forgotten after retention)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"no workflow with id {workflow_id}")
+
+
 class WorkflowCanceled(InfiniticError):
     """A workflow was canceled."""
 

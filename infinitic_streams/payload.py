@@ -38,6 +38,7 @@ import base64
 import contextlib
 import dataclasses
 import enum
+import functools
 import inspect
 import itertools
 import json
@@ -649,7 +650,8 @@ def decode_args(datas: Sequence[bytes], hints: Sequence[object]) -> list[object]
         raise failure.error("args") from None
 
 
-def hints_of(fn: Callable[..., object]) -> tuple[list[object], object]:
+@functools.lru_cache(maxsize=4096)  # called for every task and step: hints do not change
+def hints_of(fn: Callable[..., object]) -> tuple[tuple[object, ...], object]:
     """Parameter hints (without `self`) and return hint of `fn`; a missing annotation is Any."""
     try:
         hints = typing.get_type_hints(fn)
@@ -659,4 +661,4 @@ def hints_of(fn: Callable[..., object]) -> tuple[list[object], object]:
     params = list(inspect.signature(fn).parameters.values())
     if params and params[0].name == "self":
         params = params[1:]
-    return [hints.get(p.name, Any) for p in params], hints.get("return", Any)
+    return tuple(hints.get(p.name, Any) for p in params), hints.get("return", Any)

@@ -23,13 +23,20 @@ class Topics:
         """Workflow engine input, keyed by workflow id."""
         return f"{self.namespace}.engine"
 
+    @property
+    def engine_group(self) -> str:
+        """Consumer group of the engines (the stream app names it after its processor)."""
+        return f"{self.namespace}.engine"
+
     def tasks(self, service: str) -> str:
         """Task executions of one service, keyed by workflow id."""
         return f"{self.namespace}.tasks.{_checked(service)}"
 
-    def client(self, client_id: str) -> str:
-        """Replies to one client."""
-        return f"{self.namespace}.client.{_checked(client_id)}"
+    @property
+    def replies(self) -> str:
+        """Answers to clients: each client reads one partition and keeps the records keyed by
+        its id, so no client reads every other client's replies."""
+        return f"{self.namespace}.replies"
 
     @property
     def dlq(self) -> str:

@@ -41,7 +41,7 @@ from infinitic_streams.topics import Topics
 from infinitic_streams.workflows.workflow import Workflow
 
 TOPICS = Topics("test")
-CLIENT = TOPICS.client("c1")
+CLIENT = "3:c1"  # partition 3 of the replies topic, client c1
 
 
 @service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=1.0, jitter=0.0))

@@ -330,9 +330,9 @@ def test_hints_of_functions_and_methods() -> None:
     def free(a: str, b: dict[str, int] | None = None):
         return None
 
-    assert hints_of(Service.run) == ([Order, int, Any], list[int])
-    assert hints_of(Service().run) == ([Order, int, Any], list[int])
-    assert hints_of(free) == ([str, dict[str, int] | None], Any)
+    assert hints_of(Service.run) == ((Order, int, Any), list[int])
+    assert hints_of(Service().run) == ((Order, int, Any), list[int])
+    assert hints_of(free) == ((str, dict[str, int] | None), Any)
 
 
 def test_args_round_trip() -> None:

@@ -5,14 +5,16 @@ exits with code 1."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from confluent_kafka import KafkaException
 
-from infinitic_streams.config import ConfigError, InfiniticConfig, import_object
+from infinitic_streams.config import ConfigError, InfiniticConfig, WorkerConfig, import_object
 from infinitic_streams.definitions import service_spec, workflow_spec
 from infinitic_streams.kafka.admin import is_reachable, new_admin
 from infinitic_streams.topics import Topics
@@ -64,16 +66,34 @@ def load_config(path: Path) -> InfiniticConfig:
             f"No configuration file {path} (in {Path.cwd()}). Create one, for example:\n\n"
             f"{EXAMPLE_CONFIG}\n\nor pass --config PATH (or set $INFINITIC_CONFIG)."
         )
+    _check_worker_keys(path)
     try:
         config = InfiniticConfig.load(path)
     except ConfigError as error:
         raise fail(f"Invalid configuration: {error}") from None
     except (OSError, TypeError, ValueError) as error:  # a directory, a [kafka] that is no table
         raise fail(f"Invalid configuration {path}: {error}") from None
-    for problem in _problems(config):
-        raise fail(f"Invalid configuration {path}: {problem}")
+    if problems := _problems(config):
+        raise fail(f"Invalid configuration {path}: {'; '.join(problems)}")
     _add_import_paths(path)
     return config
+
+
+def _check_worker_keys(path: Path) -> None:
+    """A misspelt [worker] key fails naming the known ones (the load would only say it is
+    unexpected). Other errors are left to the load."""
+    try:
+        worker = tomllib.loads(path.read_text()).get("worker")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return
+    if isinstance(worker, dict):
+        known = [f.name for f in dataclasses.fields(WorkerConfig)]
+        for key in worker:
+            if key not in known:
+                raise fail(
+                    f"Invalid configuration {path}: unknown key {key!r} in [worker]; the keys "
+                    f"are {', '.join(known)}."
+                )
 
 
 def _problems(config: InfiniticConfig) -> list[str]:
@@ -177,11 +197,10 @@ def bootstrap_of(config: InfiniticConfig) -> str:
     return str(config.kafka["bootstrap.servers"])
 
 
-def require_kafka(
-    config: InfiniticConfig, path: Path, timeout: float = KAFKA_CHECK_TIMEOUT_S
-) -> str:
+def require_kafka(config: InfiniticConfig, path: Path, timeout: float | None = None) -> str:
     """The bootstrap servers, once a broker there answered; else fail naming the fixes."""
     bootstrap = bootstrap_of(config)
+    timeout = KAFKA_CHECK_TIMEOUT_S if timeout is None else timeout
     if not is_reachable(bootstrap, timeout):
         raise fail(
             f"Kafka at {bootstrap} does not answer (within {timeout:g} s). Start a local one "
@@ -191,18 +210,14 @@ def require_kafka(
     return bootstrap
 
 
-def engine_group(namespace: str) -> str:
-    """The engine's consumer group (the stream app's group is `<ns>.<processor name>`)."""
-    return f"{namespace}.engine"
-
-
 def engine_running(bootstrap: str, namespace: str) -> bool | None:
     """Whether an engine is a member of the namespace's engine group; None when unknown."""
-    group = engine_group(namespace)
+    group = Topics(namespace).engine_group
+    admin = new_admin(bootstrap)  # referenced until the answer: its futures die with it
     try:
-        futures = new_admin(bootstrap).describe_consumer_groups([group], request_timeout=5)
-        return bool(futures[group].result().members)
-    except KafkaException:
+        futures = admin.describe_consumer_groups([group], request_timeout=5)
+        return bool(futures[group].result(timeout=10).members)
+    except (KafkaException, TimeoutError):
         return None
 
 

@@ -45,24 +45,26 @@ LogLevel = Annotated[
 
 def engine(config: ConfigPath = DEFAULT_CONFIG, log_level: LogLevel = "INFO") -> None:
     """Run the workflow engine (no service) until SIGTERM or Ctrl-C."""
+    level = _log_level(log_level)
     settings = load_config(config)
     names = require_workflows(settings, config, "the engine runs workflow code")
     bootstrap = require_kafka(settings, config, SERVER_KAFKA_CHECK_TIMEOUT_S)
     worker = _worker(config, {"services": [], "engine": True})
     _announce(settings, bootstrap, sorted(names), [])
-    _run(worker, log_level)
+    _run(worker, level)
 
 
 def worker(config: ConfigPath = DEFAULT_CONFIG, log_level: LogLevel = "INFO") -> None:
     """Run what the configuration's worker section says: engine and/or services.
 
     Until SIGTERM or Ctrl-C."""
+    level = _log_level(log_level)
     settings = load_config(config)
     names = _check_runnable(settings, config, settings.worker.engine)
     bootstrap = require_kafka(settings, config, SERVER_KAFKA_CHECK_TIMEOUT_S)
     worker = _worker(config, {})
     _announce(settings, bootstrap, names if settings.worker.engine else None, worker.services)
-    _run(worker, log_level)
+    _run(worker, level)
 
 
 def dev(
@@ -75,6 +77,7 @@ def dev(
     Kafka is $INFINITIC_KAFKA, else the configured bootstrap servers if they answer,
     else the local broker of --run-dir: started if it does not run, then stopped on exit.
     """
+    level = _log_level(log_level)
     settings = load_config(config)
     names = _check_runnable(settings, config, True)
     bootstrap, started = _dev_kafka(settings, run_dir.resolve())
@@ -82,13 +85,14 @@ def dev(
         kafka = {**settings.kafka, "bootstrap.servers": bootstrap}
         worker = _worker(config, {"kafka": kafka, "engine": True})
         if started:
-            typer.echo(f"Kafka: {bootstrap}, started for this session (logs: {run_dir}/node-*)")
+            typer.echo(
+                f"Kafka: {bootstrap}, a local broker that stops with this command "
+                f"(logs: {run_dir}/node-*/broker.log)"
+            )
         else:
             typer.echo(f"Kafka: {bootstrap}")
         _announce(settings, bootstrap, names, worker.services)
-        if started:
-            typer.echo("The broker stops with this command.")
-        _run(worker, log_level)
+        _run(worker, level)
     finally:
         if started:
             typer.echo(f"Stopping the local Kafka at {bootstrap}...")
@@ -137,10 +141,14 @@ def _announce(
     typer.echo("Stop with Ctrl-C or SIGTERM.")
 
 
-def _run(worker: Worker, log_level: str) -> None:
-    level = logging.getLevelName(log_level.upper())
+def _log_level(name: str) -> int:
+    level = logging.getLevelName(name.upper())
     if not isinstance(level, int):
-        raise fail(f"--log-level {log_level}: use DEBUG, INFO, WARNING or ERROR")
+        raise fail(f"--log-level {name}: use DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _run(worker: Worker, level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping
         worker.run()

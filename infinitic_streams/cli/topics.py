@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from confluent_kafka import KafkaException
 
@@ -15,6 +13,7 @@ from infinitic_streams.cli.common import (
     require_kafka,
     service_classes,
 )
+from infinitic_streams.client import REPLY_PARTITIONS
 from infinitic_streams.definitions import service_spec
 from infinitic_streams.kafka.admin import TopicSpec, describe_cluster, ensure_topics
 from infinitic_streams.topics import Topics
@@ -24,7 +23,7 @@ app = typer.Typer(help="Create and list the Kafka topics of the configured names
 
 @app.command()
 def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
-    """Create the engine topic and the task topics of worker.services.
+    """Create the engine and replies topics and the task topics of worker.services.
 
     With the configured partitions; the partition count of existing topics is checked."""
     settings = load_config(config)
@@ -33,6 +32,7 @@ def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
     topics = Topics(settings.namespace)
     names = [topics.engine] + [topics.tasks(service_spec(cls).name) for cls in services]
     specs = [TopicSpec(name, settings.partitions) for name in dict.fromkeys(names)]
+    specs.append(TopicSpec(topics.replies, REPLY_PARTITIONS, {"retention.ms": "3600000"}))
     try:
         created = ensure_topics(bootstrap, specs)
     except KafkaException as error:
@@ -47,25 +47,17 @@ def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
 
 
 @app.command("list")
-def list_topics(
-    config: ConfigPath = DEFAULT_CONFIG,
-    all_topics: Annotated[
-        bool, typer.Option("--all", help="Include the reply topics of running clients.")
-    ] = False,
-) -> None:
+def list_topics(config: ConfigPath = DEFAULT_CONFIG) -> None:
     """List the topics of the namespace with their partition counts."""
     settings = load_config(config)
     bootstrap = require_kafka(settings, config)
     prefix = f"{settings.namespace}."
-    client_prefix = f"{prefix}client."  # see Topics.client
     try:
         overview = describe_cluster(bootstrap, timeout=10.0)
     except KafkaException as error:
         raise fail(f"Kafka at {bootstrap} is unreachable: {error.args[0]}") from None
     topics = {
-        name: partitions
-        for name, partitions in overview.topics.items()
-        if name.startswith(prefix) and (all_topics or not name.startswith(client_prefix))
+        name: partitions for name, partitions in overview.topics.items() if name.startswith(prefix)
     }
     if not topics:
         typer.echo(

@@ -40,7 +40,9 @@ from infinitic_streams.errors import (
     SerializationError,
     WorkflowCanceled,
     WorkflowFailed,
+    WorkflowNotFound,
 )
+from infinitic_streams.workflows.workflow import Workflow
 
 WorkflowId = Annotated[str, typer.Argument(help="The workflow's id (printed by dispatch).")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON (for programs).")]
@@ -87,8 +89,11 @@ def dispatch(
         )
     try:
         function = public_method(cls, method)
-    except TypeError as error:
-        raise fail(f"{workflow_name}: {error}") from None
+    except TypeError:
+        methods = ", ".join(_workflow_methods(cls))
+        raise fail(
+            f"Workflow {workflow_name} has no method {method!r}; it has: {methods}."
+        ) from None
     try:
         param_hints, return_hint = payload.hints_of(function)
     except SerializationError as error:
@@ -200,12 +205,12 @@ def _answer(workflow_id: str, config: Path, query: Any) -> Any:
         raise  # a result that does not decode with the handle's class: the caller decides
     except TimeoutError as error:
         raise fail(str(error)) from None
+    except WorkflowNotFound:
+        raise fail(
+            f"No workflow with id {workflow_id} in this namespace (or it ended and was "
+            f"forgotten). Check the id, and the namespace in {config}."
+        ) from None
     except InfiniticError as error:
-        if str(error) == f"no workflow with id {workflow_id}":
-            raise fail(
-                f"No workflow with id {workflow_id} in this namespace (or it ended and was "
-                f"forgotten). Check the id, and the namespace in {config}."
-            ) from None
         raise fail(str(error)) from None
 
 
@@ -256,8 +261,8 @@ def _print_result(handle: WorkflowHandle, workflow_id: str, hint: Any, timeout: 
 def _decode_args(
     name: str, method: str, function: Any, hints: list[Any], raw: list[str]
 ) -> list[Any]:
+    params = _parameters(function, hints)
     if len(raw) != len(hints):
-        params = list(_parameters(function))
         raise fail(
             f"{name}.{method}({', '.join(params)}) takes {len(hints)} argument(s), got "
             f"{len(raw)}: pass --arg JSON once for each, in order."
@@ -274,15 +279,30 @@ def _decode_args(
         try:
             args.append(payload.decode(text.encode(), hint, path=f"--arg #{index}"))
         except SerializationError as error:
-            raise fail(f"{error}; the parameter is {next(_parameters(function, index))}") from None
+            raise fail(f"{error}; the parameter is {params[index - 1]}") from None
     return args
 
 
-def _parameters(function: Any, only: int | None = None) -> Iterator[str]:
-    params = [p for p in inspect.signature(function).parameters.values() if p.name != "self"]
-    for index, param in enumerate(params, start=1):
-        if only is None or index == only:
-            yield str(param)
+def _parameters(function: Any, hints: list[Any]) -> list[str]:
+    """`name: type` of each parameter (hints resolved: no quoted annotations)."""
+    params = [p.name for p in inspect.signature(function).parameters.values()]
+    params = params[1:] if params[:1] == ["self"] else params
+    return [f"{p}: {_type_name(h)}" for p, h in zip(params, hints, strict=False)]
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type) and not getattr(hint, "__args__", None):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+def _workflow_methods(cls: type) -> list[str]:
+    """The public methods a workflow class adds to Workflow's (those that can be started)."""
+    return sorted(
+        name
+        for name, fn in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and not hasattr(Workflow, name)
+    )
 
 
 def _unknown_class(name: str, config: Path) -> str:

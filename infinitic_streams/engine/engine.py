@@ -271,18 +271,7 @@ class WorkflowEngine:
         for seq in voided:
             scheduled = next(e for e in history if isinstance(e, s.TaskScheduled) and e.seq == seq)
             attempts = sum(1 for e in history if isinstance(e, s.AttemptFailed) and e.seq == seq)
-            task = TaskState(
-                seq,
-                scheduled.service,
-                scheduled.method,
-                scheduled.args,
-                attempts + 1,
-                scheduled.retry,
-                scheduled.timeout,
-                scheduled.tags,
-                scheduled.meta,
-            )
-            self._send_task(ctx, state, task, now)
+            self._send_task(ctx, state, TaskState.of(scheduled, attempt=attempts + 1), now)
         self.cache.drop(state.workflow_id)
         execution, step = self._replay(state, history)
         self._apply(ctx, state, execution, step, now)
@@ -306,7 +295,7 @@ class WorkflowEngine:
             found=state is not None,
             data=data,
         )
-        self._emit(ctx, message.reply_to, message.workflow_id, reply)
+        self._reply(ctx, message.reply_to, reply)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -331,32 +320,19 @@ class WorkflowEngine:
     def _record(self, ctx: Context, state: WorkflowState, command: Command, now: int) -> None:
         match command:
             case TaskCommand():
-                retry = RetryState.of(command.retry)
-                args = [a.decode() for a in command.args]
                 event = s.TaskScheduled(
                     now,
                     command.seq,
                     command.service,
                     command.method,
-                    args,
-                    retry,
+                    [a.decode() for a in command.args],
+                    RetryState.of(command.retry),
                     command.timeout,
                     list(command.tags),
                     dict(command.meta),
                 )
                 self._append(ctx, state, event)
-                task = TaskState(
-                    command.seq,
-                    command.service,
-                    command.method,
-                    args,
-                    1,
-                    retry,
-                    command.timeout,
-                    list(command.tags),
-                    dict(command.meta),
-                )
-                self._send_task(ctx, state, task, now)
+                self._send_task(ctx, state, TaskState.of(event, attempt=1), now)
             case TimerCommand():
                 self._append(ctx, state, s.TimerScheduled(now, command.seq, command.due_ms))
                 ctx.schedule(
@@ -432,22 +408,22 @@ class WorkflowEngine:
             if isinstance(outcome.error, TaskFailed):
                 state.failed_task = _seq_of(outcome.error.task_id)
         self._append(ctx, state, s.Ended(now, state.status, state.result, state.error))
-        for topic in state.waiters:
-            self._reply_result(ctx, topic, state)
+        for reply_to in state.waiters:
+            self._reply_result(ctx, reply_to, state)
         state.waiters = []
         self._save(ctx, state)
         self.cache.drop(state.workflow_id)
         retention_due = now + int(self.retention_s * 1000)
         ctx.schedule(timer_key(RETENTION, state.workflow_id), retention_due)
 
-    def _wait_for_end(self, ctx: Context, state: WorkflowState, topic: str) -> None:
+    def _wait_for_end(self, ctx: Context, state: WorkflowState, reply_to: str) -> None:
         if state.status == WorkflowStatus.RUNNING:
-            if topic not in state.waiters:
-                state.waiters.append(topic)
+            if reply_to not in state.waiters:
+                state.waiters.append(reply_to)
         else:
-            self._reply_result(ctx, topic, state)
+            self._reply_result(ctx, reply_to, state)
 
-    def _reply_result(self, ctx: Context, topic: str, state: WorkflowState) -> None:
+    def _reply_result(self, ctx: Context, reply_to: str, state: WorkflowState) -> None:
         error = state.error
         reply = WorkflowResult(
             workflow_id=state.workflow_id,
@@ -459,7 +435,12 @@ class WorkflowEngine:
             if error
             else None,
         )
-        self._emit(ctx, topic, state.workflow_id, reply)
+        self._reply(ctx, reply_to, reply)
+
+    def _reply(self, ctx: Context, reply_to: str, message: Message) -> None:
+        """To a client: `reply_to` is `<partition>:<client id>` of the replies topic."""
+        partition, _, client_id = reply_to.partition(":")
+        self._emit(ctx, self.topics.replies, client_id, message, int(partition))
 
     # -- executions ----------------------------------------------------------------------------
 
@@ -563,9 +544,11 @@ class WorkflowEngine:
                 ctx.delete(s.task_key(workflow_id, event.seq))
         ctx.delete(s.state_key(workflow_id))
 
-    def _emit(self, ctx: Context, topic: str, key: str, message: Message) -> None:
+    def _emit(
+        self, ctx: Context, topic: str, key: str, message: Message, partition: int = -1
+    ) -> None:
         envelope = Envelope(message_id=str(uuid.uuid4()), sent_at_ms=self._now(), message=message)
-        ctx.emit(topic, key.encode(), encode(envelope))
+        ctx.emit(topic, key.encode(), encode(envelope), None, partition)
 
     def _now(self) -> int:
         return int(self.clock() * 1000)

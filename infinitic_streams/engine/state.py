@@ -84,6 +84,20 @@ class TaskState:
     meta: dict[str, str]
     waiting_retry: bool = False  # between attempts: a retry timer is pending
 
+    @classmethod
+    def of(cls, scheduled: TaskScheduled, attempt: int) -> TaskState:
+        return cls(
+            scheduled.seq,
+            scheduled.service,
+            scheduled.method,
+            scheduled.args,
+            attempt,
+            scheduled.retry,
+            scheduled.timeout,
+            scheduled.tags,
+            scheduled.meta,
+        )
+
 
 # -- history ---------------------------------------------------------------------------------
 

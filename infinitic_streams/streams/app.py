@@ -28,6 +28,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.admin import TopicSpec, ensure_topics, new_admin, topic_partitions
+from infinitic_streams.kafka.consume import consume_available
 from infinitic_streams.kafka.producer import TransactionalProducer
 from infinitic_streams.protocol import DeadLetter, Envelope, encode
 from infinitic_streams.streams.checkpoint import Checkpoint
@@ -104,7 +105,7 @@ class StreamApp:
                         self._resume(partition)
                 idle = self.checkpoint.pending or self.recovery.active
                 wait = 0.0 if idle else max(0.0, min(next_timers - now, 0.1))
-                messages = self.consumer.consume(self.config.max_poll_records, wait)
+                messages = consume_available(self.consumer, self.config.max_poll_records, wait)
                 if messages:
                     self._handle_batch(messages)
                 now = time.monotonic()
@@ -300,7 +301,9 @@ class StreamApp:
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
         for output in context.outputs:
-            self.producer.produce(output.topic, output.key, output.value, output.headers)
+            self.producer.produce(
+                output.topic, output.key, output.value, output.headers, output.partition
+            )
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         dead = DeadLetter(

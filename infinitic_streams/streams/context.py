@@ -26,6 +26,7 @@ class Output:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] | None = None
+    partition: int = -1  # -1: by key
 
 
 class Context:
@@ -55,9 +56,11 @@ class Context:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int = -1,
     ) -> None:
-        """Produce a message, in the same transaction as the state changes."""
-        self.outputs.append(Output(topic, key, value, headers))
+        """Produce a message, in the same transaction as the state changes (to `partition`,
+        or by key when it is -1)."""
+        self.outputs.append(Output(topic, key, value, headers, partition))
 
     def schedule(self, timer_key: bytes, due_ms: int, payload: bytes = b"") -> None:
         """Fire `on_timer` once at `due_ms` (epoch ms) or soon after; replaces a timer of the

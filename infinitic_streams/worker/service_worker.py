@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from infinitic_streams import payload
 from infinitic_streams.definitions import ServiceSpec, service_spec
 from infinitic_streams.errors import SerializationError
+from infinitic_streams.kafka.consume import consume_available
 from infinitic_streams.protocol import (
     DeadLetter,
     Envelope,
@@ -93,7 +94,7 @@ class ServiceWorker:
             while not stop.is_set():
                 free = self.concurrency - self._running
                 if free > 0:
-                    for message in self._consumer.consume(free, 0.05):
+                    for message in consume_available(self._consumer, free, 0.05):
                         self._start(message)
                 else:
                     self._producer.poll(0.01)

@@ -39,6 +39,7 @@ class Worker:
         state_dir: str | Path = ".infinitic/state",
         concurrency: int = 16,
         partitions: int = 8,
+        cache_size: int = 10_000,
         registry: CollectorRegistry = REGISTRY,
         stream: Mapping[str, Any] | None = None,
     ) -> None:
@@ -57,6 +58,7 @@ class Worker:
             workflow_engine = WorkflowEngine.of(
                 list(workflows),
                 self.topics,
+                cache_size=cache_size,
                 ensure_topic=TopicCreator(self.bootstrap, partitions),
             )
             config = StreamConfig(
@@ -64,7 +66,8 @@ class Worker:
                 namespace=namespace,
                 state_dir=Path(state_dir),
                 consumer=self._client_settings(),
-                producer=self._client_settings(),
+                # Records wait for the commit's flush anyway: no need to linger before it.
+                producer={"linger.ms": 1, **self._client_settings()},
                 **(stream or {}),
             )
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
@@ -73,19 +76,24 @@ class Worker:
 
     @classmethod
     def from_config(cls, path: str | Path = "infinitic.toml", **overrides: Any) -> Worker:
+        """A Worker as `infinitic.toml` describes it; keyword arguments replace its settings
+        (services and workflows named in the file are imported only when not replaced)."""
         config = InfiniticConfig.load(path)
         worker = config.worker
         settings: dict[str, Any] = {
             "kafka": config.kafka,
             "namespace": config.namespace,
-            "services": [import_object(ref)() for ref in worker.services],
-            "workflows": [import_object(ref) for ref in worker.workflows],
             "engine": worker.engine,
             "state_dir": worker.state_dir,
             "concurrency": worker.concurrency,
             "partitions": config.partitions,
+            **overrides,
         }
-        return cls(**{**settings, **overrides})
+        if "services" not in settings:
+            settings["services"] = [import_object(ref)() for ref in worker.services]
+        if "workflows" not in settings:
+            settings["workflows"] = [import_object(ref) for ref in worker.workflows]
+        return cls(**settings)
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (in the main thread) or `stop()`."""

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from infinitic_streams.kafka.admin import partition_bounds
+from infinitic_streams.kafka.consume import consume_available
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.changelog import split_changelog_key
 from infinitic_streams.streams.state.store import PartitionStore
@@ -94,7 +95,7 @@ class Recovery:
         batch: dict[int, dict[str, dict[bytes, bytes | None]]] = {}
         last_offsets: dict[int, int] = {}
         counts: dict[int, int] = {}
-        for message in self._consumer.consume(max_records, timeout):
+        for message in consume_available(self._consumer, max_records, timeout):
             if message.error() is not None:
                 continue
             partition = message.partition()
