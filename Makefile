@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TEST_PORT ?= 19092
 DEMO_PORT ?= 9092
 
-.PHONY: install demo test lint unit clean
+.PHONY: install demo test lint unit bench clean
 
 install: $(INSTALLED)
 
@@ -25,6 +25,10 @@ demo: $(INSTALLED)
 # Lint, then every test against a real broker: $$INFINITIC_KAFKA or one started for the run.
 test: lint $(INSTALLED)
 	scripts/with-kafka.sh .infinitic/kafka-test $(TEST_PORT) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Both benchmarks (quick versions), each next to its raw-Kafka floor, on a local broker.
+bench: $(INSTALLED)
+	scripts/with-kafka.sh .infinitic/kafka-bench $(TEST_PORT) sh -c '$(BIN)/python benchmarks/streams.py --quick && $(BIN)/python benchmarks/workflows.py --quick'
 
 # Only the tests that need no Kafka.
 unit: $(INSTALLED)

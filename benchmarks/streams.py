@@ -271,7 +271,8 @@ class RunningApp:
         self.check = self.thread.check
 
     def metric(self, name: str) -> float:
-        value = self.registry.get_sample_value(name, {"processor": Counter.name})
+        labels = {"namespace": self.app.config.namespace, "processor": Counter.name}
+        value = self.registry.get_sample_value(name, labels)
         return value or 0.0
 
     @property
