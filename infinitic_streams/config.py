@@ -12,6 +12,7 @@
     engine = true
     state_dir = ".infinitic/state"
     concurrency = 16                    # tasks run at once per service
+    cache_size = 10000                  # live workflow instances kept in memory by the engine
 
 `$INFINITIC_KAFKA`, when set, replaces `bootstrap.servers`.
 """
@@ -39,6 +40,7 @@ class WorkerConfig:
     engine: bool = True
     state_dir: str = ".infinitic/state"
     concurrency: int = 16
+    cache_size: int = 10_000
 
 
 @dataclass

@@ -34,6 +34,7 @@ from .apps.workflows import (
     Fixable,
     Flaky,
     Race,
+    SideBySide,
     Sleeper,
     SlowOnce,
     Steps,
@@ -143,6 +144,13 @@ def test_an_uncaught_failure_then_retry_once_the_fault_is_gone(
     handle.retry()
     assert handle.result(timeout=60) == "fixed"
     assert handle.describe().status == WorkflowStatus.COMPLETED
+
+
+def test_a_slow_async_task_does_not_hold_back_its_partition(
+    start_worker: StartWorker, client: InfiniticClient
+) -> None:
+    start_worker()
+    assert client.dispatch(SideBySide.run, 2.0).result(timeout=60) == [3, "napped 1"]
 
 
 def test_sleep_is_a_durable_timer(start_worker: StartWorker, client: InfiniticClient) -> None:

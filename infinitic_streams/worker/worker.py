@@ -86,6 +86,7 @@ class Worker:
             "engine": worker.engine,
             "state_dir": worker.state_dir,
             "concurrency": worker.concurrency,
+            "cache_size": worker.cache_size,
             "partitions": config.partitions,
             **overrides,
         }

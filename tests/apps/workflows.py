@@ -6,6 +6,7 @@ python -m tests.apps.workflows --bootstrap B --namespace N --state-dir D [--engi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import time
@@ -31,6 +32,7 @@ class Steps:
     def undo(self, x: int) -> str: ...
     def fails_while_file_exists(self, path: str) -> str: ...
     def slow(self, seconds: float, marker: str) -> str: ...
+    def nap(self, seconds: float) -> str: ...
 
 
 class StepsImpl(Steps):
@@ -61,6 +63,10 @@ class StepsImpl(Steps):
             out.write(f"{os.getpid()} {task_context().attempt}\n")
         time.sleep(seconds)
         return f"slept in {os.getpid()}"
+
+    async def nap(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return f"napped {task_context().attempt}"
 
 
 @service("Slow", timeout=1.0)
@@ -132,6 +138,15 @@ class TimesOut(Workflow):
             return type(failure).__name__
 
 
+@workflow("SideBySide")
+class SideBySide(Workflow):
+    def run(self, slow_seconds: float) -> list[object]:
+        steps = self.new_service(Steps)
+        slow = self.dispatch(steps.nap, slow_seconds)  # async def, on the same partition
+        fast = self.dispatch(steps.add, 1, 2)
+        return [any_of(slow, fast).result(), slow.result()]
+
+
 @workflow("SlowOnce")
 class SlowOnce(Workflow):
     def run(self, seconds: float, marker: str) -> str:
@@ -139,7 +154,7 @@ class SlowOnce(Workflow):
 
 
 SERVICES = [StepsImpl, SlowImpl]
-WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SlowOnce]
+WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SideBySide, SlowOnce]
 
 
 def main() -> None:
