@@ -42,22 +42,30 @@ last line, one JSON object:
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from common import (
+    COMMIT_EVERY,
+    COMMIT_INTERVAL_S,
+    MAX_POLL_RECORDS,
+    Background,
+    argument_parser,
+    check_message,
+    commit,
+    consumer_config,
+    delete_namespace,
+    note,
+    run_benchmark,
+    transactional_producer,
+    wait_until,
+)
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
@@ -68,10 +76,6 @@ PARTITIONS = 8
 # a second, too short to average out the transactions that stall for 20-100 ms.
 QUICK = {"messages": 200_000, "keys": 1_000, "restore_keys": 200_000}
 FULL = {"messages": 500_000, "keys": 1_000, "restore_keys": 500_000}
-# The runtime's defaults (StreamConfig), which the floor copies.
-COMMIT_INTERVAL_S = StreamConfig.commit_interval_ms / 1000
-COMMIT_EVERY = StreamConfig.commit_every
-MAX_POLL_RECORDS = StreamConfig.max_poll_records
 TIMEOUT_S = 300.0  # for any single wait: a stuck phase fails instead of hanging
 
 Ends = dict[int, int]  # partition -> the offset after its last input record
@@ -154,28 +158,10 @@ class FloorLoop:
         self.thread.join()
 
     def _run(self) -> None:
-        common = {"bootstrap.servers": self.settings.bootstrap}
-        producer = Producer(
-            {
-                **common,
-                "transactional.id": f"{self.group}.{uuid.uuid4()}",
-                "transaction.timeout.ms": 60_000,
-                **self.settings.producer,
-            }
-        )
-        producer.init_transactions(60)
-        consumer = Consumer(
-            {
-                **common,
-                "group.id": self.group,
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "range",
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-            }
-        )
+        bootstrap = self.settings.bootstrap
+        producer = transactional_producer(bootstrap, self.group, self.settings.producer)
+        extra = {"partition.assignment.strategy": "range"}
+        consumer = Consumer(consumer_config(bootstrap, self.group, extra))
         consumer.subscribe([self.topic])
         try:
             self._loop(consumer, producer)
@@ -190,9 +176,7 @@ class FloorLoop:
         while not self._stop.is_set():
             messages = consumer.consume(MAX_POLL_RECORDS, 0.0 if offsets else 0.1)
             for message in messages:
-                if message.error() is not None:
-                    if message.error().fatal():
-                        raise KafkaException(message.error())
+                if not check_message(message):
                     continue
                 if not offsets:
                     producer.begin_transaction()
@@ -205,51 +189,12 @@ class FloorLoop:
                 self.processed += 1
             elapsed = time.monotonic() - opened_at
             if offsets and (not messages or count >= COMMIT_EVERY or elapsed >= COMMIT_INTERVAL_S):
-                self._commit(consumer, producer, offsets)
+                commit(consumer, producer, self.topic, offsets)
                 offsets.clear()
                 count = 0
 
-    def _commit(self, consumer: Consumer, producer: Producer, offsets: dict[int, int]) -> None:
-        """Flush, send the offsets, commit: the runtime's order, and the faster one. Offsets
-        sent before the flush often reach the coordinator while it still writes the previous
-        transaction's markers: it answers CONCURRENT_TRANSACTIONS and librdkafka retries
-        after retry.backoff.ms (100 ms), which cut this loop's throughput by half or more."""
-        positions = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
-        producer.flush(30)
-        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
-        producer.commit_transaction(30)
-
 
 # -- running things in the background ----------------------------------------------------------
-
-
-class Background:
-    """Runs `target` in a daemon thread and keeps its exception for `check` and `join`."""
-
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        self.error: BaseException | None = None
-        self._target = target
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._target()
-        except BaseException as error:
-            self.error = error
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
-        if not self._thread.is_alive():
-            raise RuntimeError(f"{self._thread.name} stopped early")
-
-    def join(self, timeout: float = 60.0) -> None:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise RuntimeError(f"{self._thread.name} did not stop within {timeout} s")
-        if self.error is not None:
-            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
 
 
 class RunningApp:
@@ -291,25 +236,6 @@ class RunningApp:
     def stop(self) -> None:
         self.app.stop()
         self.thread.join()
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    check: Callable[[], None],
-    interval: float = 0.005,
-    timeout: float = TIMEOUT_S,
-) -> float:
-    """Poll `condition` until true; return the time it was seen true. `check` raises if the
-    thing being waited for has failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return time.monotonic()
-        check()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
-        time.sleep(interval)
 
 
 # -- topics and inputs -------------------------------------------------------------------------
@@ -379,22 +305,11 @@ def produce_inputs(settings: Settings) -> tuple[Ends, Ends]:
     return inputs("increments"), inputs("floor-in")
 
 
-def delete_namespace(settings: Settings) -> None:
+def clean_up(settings: Settings) -> None:
     """Delete the run's topics and consumer groups (best effort: report, do not raise)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    prefix = settings.namespace + "."
-    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
+    config = {"bootstrap.servers": settings.bootstrap}
     groups = [settings.group, settings.topic("floor")]
-    futures: dict[str, Any] = {}
-    if topics:
-        futures.update(admin.delete_topics(topics, operation_timeout=30))
-    futures.update(admin.delete_consumer_groups(groups, request_timeout=30))
-    for name, future in futures.items():
-        try:
-            future.result(60)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:  # a phase that never ran
-                log.warning("could not delete %s: %s", name, error.args[0].str())
+    topics, _ = delete_namespace(config, settings.namespace, log, groups)
     note(f"deleted {len(topics)} topics and the consumer groups of {settings.namespace}")
 
 
@@ -407,7 +322,7 @@ def measure(
     """Wait until `loop` processed `total` messages in all, then until its consumer group's
     committed offsets, polled from another client, reach `ends`; time it from the loop's first
     message."""
-    wait_until(lambda: loop.processed >= total, f"{phase}: processing", loop.check)
+    wait_until(lambda: loop.processed >= total, f"{phase}: processing", loop.check, TIMEOUT_S)
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": loop.group})
     partitions = [TopicPartition(loop.topic, p) for p in sorted(ends)]
 
@@ -416,7 +331,7 @@ def measure(
         return all(tp.offset >= ends[tp.partition] for tp in offsets)
 
     try:
-        done_at = wait_until(committed, f"{phase}: commits", loop.check, interval=0.02)
+        done_at = wait_until(committed, f"{phase}: commits", loop.check, TIMEOUT_S, interval=0.02)
     finally:
         watcher.close()
     assert loop.first_at is not None
@@ -460,7 +375,7 @@ def measure_restore(settings: Settings, state_dir: Path) -> Measurement:
     """Restore the whole changelog into an empty state dir; time it by the app's metrics."""
     app = RunningApp(settings, state_dir)
     try:
-        wait_until(app.restored, "restore", app.check, interval=0.01)
+        wait_until(app.restored, "restore", app.check, TIMEOUT_S, interval=0.01)
     finally:
         app.stop()
     records = int(app.metric("infinitic_restore_records_total"))
@@ -470,10 +385,6 @@ def measure_restore(settings: Settings, state_dir: Path) -> Measurement:
 
 
 # -- output ------------------------------------------------------------------------------------
-
-
-def note(text: str) -> None:
-    print(f"# {text}", file=sys.stderr, flush=True)
 
 
 def print_header() -> None:
@@ -548,12 +459,7 @@ def run(settings: Settings, work_dir: Path) -> dict[str, object]:
 
 
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("INFINITIC_KAFKA") or "127.0.0.1:9092",
-        help="the broker (default: $INFINITIC_KAFKA, else 127.0.0.1:9092)",
-    )
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (well under 2 min)")
     parser.add_argument(
         "--messages",
@@ -592,19 +498,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
 
 def main(argv: list[str] | None = None) -> None:
     settings, verbose = parse_settings(argv)
-    # stderr shows warnings only, unless verbose
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-    )
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="infinitic-bench-", ignore_cleanup_errors=True) as work:
-        try:
-            result = run(settings, Path(work))
-        finally:
-            delete_namespace(settings)
-    note(f"done in {time.monotonic() - started:.1f} s")
-    print(json.dumps(result), flush=True)
+    run_benchmark(settings, verbose, run, clean_up)
 
 
 if __name__ == "__main__":

@@ -53,12 +53,7 @@ and, as its last line, one JSON object:
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -67,15 +62,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
+from common import (
+    COMMIT_EVERY,
+    COMMIT_INTERVAL_S,
+    MAX_POLL_RECORDS,
+    Background,
+    argument_parser,
+    check_message,
+    commit,
+    consumer_config,
+    delete_namespace,
+    note,
+    run_benchmark,
+    transactional_producer,
+    wait_until,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Message, Producer
 from prometheus_client import CollectorRegistry
 
 from infinitic_streams import (
@@ -88,7 +90,6 @@ from infinitic_streams import (
     workflow,
 )
 from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
-from infinitic_streams.streams import StreamConfig
 
 PARTITIONS = 8  # the Worker's default, and the floor's topics
 # The brief's sizes; they fit the quick run, which the full one repeats for a steadier median.
@@ -112,10 +113,7 @@ TARGETS = {  # what the team aims at: reported, not asserted
     "fanout_200_ms": ("<=", 300.0),
     "long_vs_short_per_step": ("<=", 1.5),
 }
-# The engine's defaults (StreamConfig) and the service worker's, which the floor copies.
-COMMIT_INTERVAL_S = StreamConfig.commit_interval_ms / 1000
-COMMIT_EVERY = StreamConfig.commit_every
-MAX_POLL_RECORDS = StreamConfig.max_poll_records
+# The service worker's commit interval, which the floor copies (the engine's: in common).
 WORKER_COMMIT_INTERVAL_S = 0.2
 TIMEOUT_S = 240.0  # for any single wait: a stuck phase fails instead of hanging
 
@@ -320,49 +318,6 @@ class Runtime:
 # -- the floor -----------------------------------------------------------------------------------
 
 
-class Background:
-    """Runs `target` in a daemon thread and keeps its exception for `check` and `join`."""
-
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        self.error: BaseException | None = None
-        self._target = target
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._target()
-        except BaseException as error:
-            self.error = error
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
-        if not self._thread.is_alive():
-            raise RuntimeError(f"{self._thread.name} stopped early")
-
-    def join(self, timeout: float = 60.0) -> None:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise RuntimeError(f"{self._thread.name} did not stop within {timeout} s")
-        if self.error is not None:
-            raise RuntimeError(f"{self._thread.name} failed: {self.error!r}") from self.error
-
-
-def consumer_config(settings: Settings, group: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """The read_committed consumer of StreamApp and ServiceWorker; `extra` overrides."""
-    return {
-        "bootstrap.servers": settings.bootstrap,
-        "group.id": group,
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 2_000,
-        **extra,
-    }
-
-
 def consume(consumer: Consumer, limit: int, wait: float) -> list[Message]:
     """Up to `limit` messages, waiting at most `wait` for the first one only.
 
@@ -376,16 +331,6 @@ def consume(consumer: Consumer, limit: int, wait: float) -> list[Message]:
     if messages and limit > 1:
         messages += consumer.consume(limit - 1, 0)
     return messages
-
-
-def check_message(message: Any) -> bool:
-    """True for a record; False for an ignorable consumer event; raises on a fatal one."""
-    error = message.error()
-    if error is None:
-        return True
-    if error.fatal():
-        raise KafkaException(error)
-    return False
 
 
 class FloorLoops:
@@ -429,18 +374,10 @@ class FloorLoops:
     # -- engine -> worker: consume, produce, send offsets, commit (StreamApp's shape)
 
     def _engine_run(self) -> None:
-        settings = self.settings
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.bootstrap,
-                "transactional.id": f"{settings.topic('floor-engine')}.{uuid.uuid4()}",
-                "transaction.timeout.ms": 60_000,
-                **settings.kafka,
-            }
-        )
-        producer.init_transactions(60)
+        settings, group = self.settings, self.settings.topic("floor-engine")
+        producer = transactional_producer(settings.bootstrap, group, settings.kafka)
         extra = {"partition.assignment.strategy": "range", **settings.kafka}
-        consumer = Consumer(consumer_config(settings, settings.topic("floor-engine"), extra))
+        consumer = Consumer(consumer_config(settings.bootstrap, group, extra))
         consumer.subscribe([self.engine_topic])
         try:
             self._engine_loop(consumer, producer)
@@ -470,12 +407,7 @@ class FloorLoops:
             now = time.monotonic()
             due = not messages or count >= COMMIT_EVERY or now - opened_at >= COMMIT_INTERVAL_S
             if offsets and due:
-                positions = [TopicPartition(self.engine_topic, p, o) for p, o in offsets.items()]
-                producer.flush(30)
-                producer.send_offsets_to_transaction(
-                    positions, consumer.consumer_group_metadata(), 30
-                )
-                producer.commit_transaction(30)
+                commit(consumer, producer, self.engine_topic, offsets)
                 committed_at = time.monotonic()
                 self.transactions += 1
                 self.commit_seconds += committed_at - now
@@ -491,7 +423,7 @@ class FloorLoops:
         settings = self.settings
         producer = Producer({**settings.client_kafka, "enable.idempotence": True, "linger.ms": 1})
         consumer = Consumer(
-            consumer_config(settings, settings.topic("floor-tasks"), settings.kafka)
+            consumer_config(settings.bootstrap, settings.topic("floor-tasks"), settings.kafka)
         )
         consumer.subscribe([self.tasks_topic])
         next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
@@ -520,7 +452,9 @@ class FloorLoops:
         transactions, commit_seconds = self.transactions, self.commit_seconds
         started = time.monotonic()
         self.seed(ids, round_trips)
-        wait_until(lambda: all(c in self.done for c in ids), phase, self.check)
+        wait_until(
+            lambda: all(c in self.done for c in ids), phase, self.check, TIMEOUT_S, interval=0.002
+        )
         seconds = max(self.done[c] for c in ids) - started
         return Measurement(
             phase,
@@ -532,51 +466,14 @@ class FloorLoops:
         )
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    check: Callable[[], None],
-    interval: float = 0.002,
-    timeout: float = TIMEOUT_S,
-) -> float:
-    """Poll `condition` until true; return the time it was seen true. `check` raises if the
-    thing being waited for has failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return time.monotonic()
-        check()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
-        time.sleep(interval)
-
-
-def delete_namespace(settings: Settings) -> None:
+def clean_up(settings: Settings) -> None:
     """Delete the run's topics and consumer groups (best effort: report, do not raise)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, **settings.kafka})
-    prefix = settings.namespace + "."
-    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
-    listed = admin.list_consumer_groups(request_timeout=30).result(60)
-    groups = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
-    futures: dict[str, Any] = {}
-    if topics:
-        futures.update(admin.delete_topics(topics, operation_timeout=30))
-    if groups:
-        futures.update(admin.delete_consumer_groups(groups, request_timeout=30))
-    for name, future in futures.items():
-        try:
-            future.result(60)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-                log.warning("could not delete %s: %s", name, error.args[0].str())
+    config = {"bootstrap.servers": settings.bootstrap, **settings.kafka}
+    topics, groups = delete_namespace(config, settings.namespace, log)
     note(f"deleted {len(topics)} topics and {len(groups)} consumer groups of {settings.namespace}")
 
 
 # -- output --------------------------------------------------------------------------------------
-
-
-def note(text: str) -> None:
-    print(f"# {text}", file=sys.stderr, flush=True)
 
 
 def print_header() -> None:
@@ -745,12 +642,7 @@ def setting_value(text: str) -> Any:
 
 
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("INFINITIC_KAFKA") or "127.0.0.1:9092",
-        help="the broker (default: $INFINITIC_KAFKA, else 127.0.0.1:9092)",
-    )
+    parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="3 runs of (a), (b), (c) instead of 5 (< 5 min)"
     )
@@ -804,19 +696,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
 
 def main(argv: list[str] | None = None) -> None:
     settings, verbose = parse_settings(argv)
-    # stderr shows warnings only, unless verbose
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-    )
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="infinitic-bench-", ignore_cleanup_errors=True) as work:
-        try:
-            result = run(settings, Path(work))
-        finally:
-            delete_namespace(settings)
-    note(f"done in {time.monotonic() - started:.1f} s")
-    print(json.dumps(result), flush=True)
+    run_benchmark(settings, verbose, run, clean_up)
 
 
 if __name__ == "__main__":

@@ -121,11 +121,8 @@ def describe(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Show a workflow: status, method, start and last update, result or error, pending work."""
-    settings = load_config(config)
-    classes = require_workflows(settings, config, "describe needs one (any) to query the engine")
-    bootstrap = require_kafka(settings, config)
-    require_engine(bootstrap, settings.namespace)
-    with _client(settings) as client:
+    why = "describe needs one (any) to query the engine"
+    with _engine_client(config, why) as (client, classes):
         info, cls = _describe(client, classes, workflow_id, config)
     if json_output:
         typer.echo(json.dumps(_info_json(info, cls), indent=2))
@@ -139,11 +136,7 @@ def history(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Show what the engine recorded for a workflow, one event a line, oldest first."""
-    settings = load_config(config)
-    classes = require_workflows(settings, config, "history needs one (any) to query the engine")
-    bootstrap = require_kafka(settings, config)
-    require_engine(bootstrap, settings.namespace)
-    with _client(settings) as client:
+    with _engine_client(config, "history needs one (any) to query the engine") as (client, classes):
         handle = client.get_workflow(next(iter(classes.values())), workflow_id)
         events = _answer(workflow_id, config, handle.history)
     if json_output:
@@ -164,11 +157,7 @@ def retry(
     config: ConfigPath = DEFAULT_CONFIG,
 ) -> None:
     """Resume a FAILED workflow: its failed task runs again, with the code deployed now."""
-    settings = load_config(config)
-    classes = require_workflows(settings, config, "retry needs one (any) to reach the engine")
-    bootstrap = require_kafka(settings, config)
-    require_engine(bootstrap, settings.namespace)
-    with _client(settings) as client:
+    with _engine_client(config, "retry needs one (any) to reach the engine") as (client, classes):
         info, cls = _describe(client, classes, workflow_id, config)
         if info.status != "FAILED":
             raise fail(
@@ -195,6 +184,17 @@ def _client(settings: InfiniticConfig) -> Iterator[InfiniticClient]:
         raise fail(f"Cannot start a client: {error}") from None
     with client:
         yield client
+
+
+@contextmanager
+def _engine_client(config: Path, why: str) -> Iterator[tuple[InfiniticClient, dict[str, type]]]:
+    """A client, and the workflow classes of `config`, for a command that asks the engine (`why`
+    says what the classes are for): each check on the way fails with a message naming its fix."""
+    settings = load_config(config)
+    classes = require_workflows(settings, config, why)
+    require_engine(require_kafka(settings, config), settings.namespace)
+    with _client(settings) as client:
+        yield client, classes
 
 
 def _answer(workflow_id: str, config: Path, query: Any) -> Any:
