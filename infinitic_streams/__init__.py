@@ -1,5 +1,7 @@
 """infinitic-streams: durable workflows as plain Python classes, on Apache Kafka."""
 
+import logging
+
 from infinitic_streams.client import InfiniticClient, WorkflowHandle, WorkflowInfo
 from infinitic_streams.definitions import RetryPolicy, service, workflow
 from infinitic_streams.errors import (
@@ -43,3 +45,6 @@ __all__ = [
     "workflow",
 ]
 __version__ = "0.1.0"
+
+# A library logs; the application decides where to (the CLI configures logging).
+logging.getLogger("infinitic_streams").addHandler(logging.NullHandler())

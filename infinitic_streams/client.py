@@ -10,6 +10,7 @@ nothing behind.
 from __future__ import annotations
 
 import importlib
+import logging
 import random
 import sys
 import threading
@@ -48,6 +49,7 @@ from infinitic_streams.protocol import (
 )
 from infinitic_streams.topics import Topics
 
+kafka_logger = logging.getLogger("infinitic_streams.kafka")
 DEFAULT_PARTITIONS = 8
 REPLY_PARTITIONS = 16
 QUERY_TIMEOUT_S = 30.0
@@ -84,14 +86,17 @@ class InfiniticClient:
                 TopicSpec(self.topics.replies, REPLY_PARTITIONS, {"retention.ms": "3600000"}),
             ],
         )
-        self._producer = Producer({**self.kafka, "enable.idempotence": True, "linger.ms": 1})
+        self._producer = Producer(
+            {**self.kafka, "enable.idempotence": True, "linger.ms": 1}, logger=kafka_logger
+        )
         self._consumer = Consumer(
             {
                 **self.kafka,
                 "group.id": f"{self.topics.replies}.{self.client_id}",  # never joined nor committed
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
-            }
+            },
+            logger=kafka_logger,
         )
         self.reply_partition = random.randrange(REPLY_PARTITIONS)
         self.reply_to = f"{self.reply_partition}:{self.client_id}"

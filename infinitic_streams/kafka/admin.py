@@ -10,9 +10,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetS
 
 from infinitic_streams.errors import InfiniticError
 
-# librdkafka reports unreachable brokers through this logger; callers decide what to print.
+# librdkafka reports unreachable brokers through this logger; the application decides what to
+# print (the package's logger has a NullHandler).
 _log = logging.getLogger(__name__)
-_log.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
