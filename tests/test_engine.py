@@ -370,3 +370,21 @@ def test_retention_forgets_ended_workflows(harness: Callable[[list[type]], Harne
     h.advance(61)
     assert h.transaction.get("state", s.state_key("old")) is None
     assert h.transaction.get("state", s.history_key("old", 0)) is None
+
+
+def test_an_unknown_workflow_is_dead_lettered_and_its_client_told(
+    harness: Callable[[list[type]], Harness],
+) -> None:
+    h = harness([Sequence])
+    ctx = Context(h.transaction, 0)
+    h.engine.handle(ctx, dispatch("x-1", "Nobody", []))
+    assert ctx.dead_letter_reason is not None
+    assert "no workflow named 'Nobody'" in ctx.dead_letter_reason
+    assert "it runs: ['Sequence']" in ctx.dead_letter_reason
+    [(topic, reply)] = [(o.topic, decode(o.value).message) for o in ctx.outputs]
+    assert (topic, reply.status, reply.error.type_name) == (
+        TOPICS.replies,
+        WorkflowStatus.FAILED,
+        "UnknownWorkflow",
+    )
+    assert ctx.changes == {}  # nothing stored: the same dispatch works once deployed

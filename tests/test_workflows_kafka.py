@@ -237,6 +237,27 @@ def test_undecodable_bytes_on_the_engine_topic_are_dead_lettered(
     assert letter.value == b"\x00garbage\xff"
 
 
+@workflow("NotDeployed")
+class NotDeployed(Workflow):
+    def run(self) -> int:
+        return 1
+
+
+def test_a_workflow_the_engine_lacks_fails_at_once_and_is_dead_lettered(
+    start_worker: StartWorker, client: InfiniticClient, kafka_bootstrap: str, namespace: str
+) -> None:
+    start_worker()
+    with pytest.raises(WorkflowFailed) as failed:
+        client.dispatch(NotDeployed.run).result(timeout=60)
+    assert failed.value.type_name == "UnknownWorkflow"
+    assert "no workflow named 'NotDeployed'" in failed.value.error_message
+    [(_, value)] = read_topic(kafka_bootstrap, f"{namespace}.dlq")
+    letter = decode(value).message
+    assert isinstance(letter, DeadLetter)
+    assert letter.source_topic == f"{namespace}.engine"
+    assert "deploy an engine with it" in letter.reason
+
+
 class WorkerProcess:
     """A `tests.apps.workflows` worker in a subprocess."""
 

@@ -69,7 +69,7 @@ TASK_TIMEOUT, TASK_RETRY, WORKFLOW_TIMER, RETENTION = b"T", b"R", b"W", b"X"
 
 
 class UnknownWorkflow(InfiniticError):
-    """The engine has no workflow class of this name: the message goes to the DLQ."""
+    """The engine has no workflow class of this name (a dispatch is dead-lettered)."""
 
 
 class UnknownMessage(InfiniticError):
@@ -203,10 +203,8 @@ class WorkflowEngine:
             return
         cls = self.workflows.get(message.workflow_name)
         if cls is None:
-            raise UnknownWorkflow(
-                f"no workflow named {message.workflow_name!r} in this engine "
-                f"(it runs: {sorted(self.workflows)}); deploy an engine with it"
-            )
+            self._refuse(ctx, message)
+            return
         args = [p.data.decode() for p in message.args]
         state = WorkflowState(
             message.workflow_id,
@@ -227,6 +225,21 @@ class WorkflowEngine:
             self._end(ctx, state, Failed(error), now)
             return
         self._apply(ctx, state, execution, execution.start(_data(args), now), now)
+
+    def _refuse(self, ctx: Context, message: DispatchWorkflow) -> None:
+        """No such workflow here: dead-letter the dispatch (nothing is stored, so the same
+        dispatch works once an engine runs the workflow) and tell the waiting client now."""
+        reason = (
+            f"no workflow named {message.workflow_name!r} in this engine (it runs: "
+            f"{sorted(self.workflows)}); deploy an engine with it and dispatch again"
+        )
+        ctx.dead_letter(reason)
+        if message.reply_to:
+            error = ErrorInfo(type_name=UnknownWorkflow.__name__, message=reason, traceback="")
+            reply = WorkflowResult(
+                workflow_id=message.workflow_id, status=WorkflowStatus.FAILED, error=error
+            )
+            self._reply(ctx, message.reply_to, reply)
 
     def _task_completed(self, ctx: Context, message: TaskCompletedMessage, now: int) -> None:
         state = self._load(ctx, message.workflow_id)

@@ -282,6 +282,8 @@ class StreamApp:
                     f"{self.processor.name} failed on this input:\n{traceback.format_exc()}",
                 )
             else:
+                if context.dead_letter_reason is not None:
+                    self._dead_letter(message, context.dead_letter_reason)
                 self._apply(partition, context)
         self.checkpoint.consumed(topic, number, offset)
         return True

@@ -37,6 +37,7 @@ class Context:
         self._transaction = transaction
         self.changes: dict[str, dict[bytes, bytes | None]] = {}
         self.outputs: list[Output] = []
+        self.dead_letter_reason: str | None = None
 
     def get(self, key: bytes, store: str = DEFAULT_STORE) -> bytes | None:
         entries = self.changes.get(store)
@@ -61,6 +62,11 @@ class Context:
         """Produce a message, in the same transaction as the state changes (to `partition`,
         or by key when it is -1)."""
         self.outputs.append(Output(topic, key, value, headers, partition))
+
+    def dead_letter(self, reason: str) -> None:
+        """Send the input to the dead-letter topic with `reason`, as if the handler had failed,
+        while still applying what the handler did (e.g. an error reply it emitted)."""
+        self.dead_letter_reason = reason
 
     def schedule(self, timer_key: bytes, due_ms: int, payload: bytes = b"") -> None:
         """Fire `on_timer` once at `due_ms` (epoch ms) or soon after; replaces a timer of the

@@ -1,0 +1,61 @@
+"""The benchmarks still run (`make bench`): tiny sizes, checking only that each finishes and
+reports its results. Speed itself is never asserted in tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(script: str, bootstrap: str, *options: str) -> dict[str, float]:
+    command = [
+        sys.executable,
+        f"benchmarks/{script}",
+        "--quick",
+        "--bootstrap",
+        bootstrap,
+        *options,
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_streams_benchmark_reports_runtime_floor_and_restore(kafka_bootstrap: str) -> None:
+    result = run_benchmark(
+        "streams.py",
+        kafka_bootstrap,
+        "--messages",
+        "3000",
+        "--keys",
+        "50",
+        "--restore-keys",
+        "3000",
+    )
+    for key in (
+        "runtime_msgs_per_s",
+        "floor_msgs_per_s",
+        "ratio_to_floor",
+        "restore_records_per_s",
+    ):
+        assert result[key] > 0, key
+
+
+def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None:
+    result = run_benchmark(
+        "workflows.py", kafka_bootstrap,
+        "--workflows", "10", "--steps", "3", "--short-steps", "5", "--fanout", "10",
+        "--long-steps", "20",
+    )  # fmt: skip
+    for key in (
+        "steps_per_s",
+        "ms_per_step",
+        "fanout_200_ms",
+        "long_vs_short_per_step",
+        "floor_steps_per_s",
+    ):
+        assert result[key] > 0, key
