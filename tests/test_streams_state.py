@@ -9,6 +9,7 @@ import pytest
 
 from infinitic_streams.streams.context import Context
 from infinitic_streams.streams.state.changelog import changelog_records, split_changelog_key
+from infinitic_streams.streams.state.recovery import stale_reason
 from infinitic_streams.streams.state.store import (
     CHANGELOG_OFFSET,
     META,
@@ -141,3 +142,13 @@ def test_changelog_keys_carry_the_family_and_skip_metadata() -> None:
         ((TIMERS, b"k"), b"t"),
     ]
     assert split_changelog_key(b"state\x00with\x00nul") == ("state", b"with\x00nul")
+
+
+def test_a_store_is_rebuilt_when_ahead_of_its_changelog_or_too_old(store: PartitionStore) -> None:
+    assert stale_reason(store, changelog_end=0, now_ms=0, max_age_s=60) is None  # empty store
+    store.write({"state": {b"k": b"v"}}, changelog_offset=10)
+    written = store.written_at_ms
+    assert written is not None
+    assert stale_reason(store, 10, written, 60) is None
+    assert "beyond the changelog's end 5" in (stale_reason(store, 5, written, 60) or "")
+    assert "older than 60 s" in (stale_reason(store, 10, written + 61_000, 60) or "")

@@ -210,7 +210,6 @@ class WorkflowEngine:
             message.workflow_id,
             message.workflow_name,
             message.method_name,
-            args,
             list(message.tags),
             dict(message.meta),
             WorkflowStatus.RUNNING,

@@ -57,8 +57,7 @@ class RetryState:
 class WorkflowState:
     workflow_id: str
     workflow_name: str
-    method: str
-    args: list[str]  # payload JSON of each argument
+    method: str  # its arguments are in the Started event: this record stays small
     tags: list[str]
     meta: dict[str, str]
     status: WorkflowStatus

@@ -167,6 +167,7 @@ class StreamApp:
             self.changelog_topic,
             self.metrics,
             self._log,
+            config.max_state_age_s,
         )
         self.checkpoint = Checkpoint(
             self.producer,

@@ -20,6 +20,8 @@ class StreamConfig:
     revoke_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
     metrics_interval_s: float = 5.0
+    # Older local state is rebuilt from the whole changelog (half the default tombstone life).
+    max_state_age_s: float = 12 * 3600
     # Outputs larger than this are refused (the input is dead-lettered): Kafka's default limit.
     max_message_bytes: int = 1_000_000
     # Extra librdkafka settings, overriding ours.

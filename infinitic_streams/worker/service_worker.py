@@ -152,7 +152,10 @@ class ServiceWorker:
     ) -> TaskCompleted | TaskFailed:
         try:
             args, return_hint = self._prepare(task, method)
-            return self._completed(task, await method(*args), return_hint)
+            running = method(*args)
+            if task.timeout_seconds is not None:  # an async task can be stopped; a thread cannot
+                running = asyncio.wait_for(running, task.timeout_seconds)
+            return self._completed(task, await running, return_hint)
         except Exception as error:
             return self._failed(task, error)
 

@@ -3,8 +3,10 @@
 Protocol, per partition being assigned:
 1. Read the changelog offset stored in the partition's RocksDB (None for a new store).
 2. Ask for the changelog partition's bounds: its start, and its end, which under
-   `read_committed` is the last stable offset. A stored offset beyond the end means the
-   changelog was recreated: wipe the store and restore it all.
+   `read_committed` is the last stable offset. Wipe the store and restore it all when its
+   offset lies beyond the end (the changelog was recreated) or when it is older than
+   `max_state_age_s`: compaction drops tombstones after a day by default, so an old store
+   replaying only the tail could keep keys deleted meanwhile.
 3. If the store is not behind, it is ready. Otherwise assign the changelog partition to the
    restore consumer at the stored offset (the tail) or the start (a new store).
 4. `step()` applies batches of records to the stores, each batch with its offset in one
@@ -30,6 +32,20 @@ from infinitic_streams.streams.state.store import PartitionStore
 Log = Callable[[str], None]
 
 
+def stale_reason(
+    store: PartitionStore, changelog_end: int, now_ms: int, max_age_s: float
+) -> str | None:
+    """Why the store cannot be caught up by replaying the changelog's tail, or None."""
+    offset, written_at = store.changelog_offset, store.written_at_ms
+    if offset is None:
+        return None
+    if offset > changelog_end:
+        return f"its offset {offset} is beyond the changelog's end {changelog_end}"
+    if written_at is not None and now_ms - written_at > max_age_s * 1000:
+        return f"it is older than {max_age_s:.0f} s"
+    return None
+
+
 @dataclass
 class RestoreTask:
     store: PartitionStore
@@ -48,9 +64,11 @@ class Recovery:
         changelog_topic: str,
         metrics: StreamMetrics,
         log: Log,
+        max_state_age_s: float,
     ) -> None:
         self._consumer = consumer
         self._admin = admin
+        self._max_age_s = max_state_age_s
         self._topic = changelog_topic
         self._metrics = metrics
         self._log = log
@@ -66,15 +84,15 @@ class Recovery:
     def start(self, stores: dict[int, PartitionStore]) -> list[int]:
         """Begin restoring the stores behind their changelog; return the ones ready now."""
         bounds = partition_bounds(self._admin, self._topic, sorted(stores))
+        now_ms = int(time.time() * 1000)
         ready, tail = [], []
         for partition, store in stores.items():
             low, end = bounds[partition]
-            offset = store.changelog_offset
-            if offset is not None and offset > end:
-                self._log(f"partition {partition}: local state is ahead of its changelog, wiping")
+            why = stale_reason(store, end, now_ms, self._max_age_s)
+            if why is not None:
+                self._log(f"partition {partition}: {why}: wiping its local state")
                 store.wipe()
-                offset = None
-            start = max(low, offset or 0)
+            start = max(low, store.changelog_offset or 0)
             if start >= end:
                 ready.append(partition)
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ META = "__meta__"
 INTERNAL_FAMILIES = (TIMERS, TIMER_INDEX, META)
 
 CHANGELOG_OFFSET = b"changelog_offset"
+WRITTEN_AT = b"written_at_ms"
 TIMER_HINT = b"timer_hint"
 
 _U64 = struct.Struct(">Q")
@@ -76,6 +78,12 @@ class PartitionStore:
         return None if raw is None else decode_u64(raw)
 
     @property
+    def written_at_ms(self) -> int | None:
+        """When the store last caught up with its changelog (epoch ms)."""
+        raw = self.get(META, WRITTEN_AT)
+        return None if raw is None else decode_u64(raw)
+
+    @property
     def timer_hint(self) -> int:
         """Every timer due before this time (ms) has fired: scans may start here."""
         raw = self.get(META, TIMER_HINT)
@@ -93,6 +101,7 @@ class PartitionStore:
                     batch.put(key, value)
         batch.set_default_column_family(self._handles[META])
         batch.put(CHANGELOG_OFFSET, encode_u64(changelog_offset))
+        batch.put(WRITTEN_AT, encode_u64(int(time.time() * 1000)))
         self._db.write(batch)
 
     def estimate_keys(self, family: str) -> int:
