@@ -21,6 +21,20 @@ class SerializationError(InfiniticError):
         super().__init__(f"{path}: {reason} (type {type_name})")
 
 
+class PayloadTooLarge(InfiniticError):
+    """An encoded value (arguments, a result) is over the `max_payload_bytes` limit.
+
+    Kafka messages have a size limit, so payloads do too; `size` and `limit` are in bytes."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.what, self.size, self.limit = what, size, limit
+        super().__init__(
+            f"{what} takes {size} bytes encoded, over the {limit}-byte limit "
+            "(max_payload_bytes): pass a reference to the data (a URL, an object-store key) "
+            "instead, or raise max_payload_bytes for clients and workers alike"
+        )
+
+
 class TaskFailed(InfiniticError):
     """A task failed on its last attempt; raised in the workflow at the task's result.
 

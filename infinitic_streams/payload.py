@@ -51,7 +51,11 @@ from types import NoneType, UnionType
 from typing import Any, NoReturn
 from uuid import UUID
 
-from infinitic_streams.errors import SerializationError
+from infinitic_streams.errors import PayloadTooLarge, SerializationError
+
+# The most one encoded payload (arguments of a call, a result) may take: Kafka messages have
+# a size limit (see topics.py for the message and topic limits derived from it).
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 __all__ = ["decode", "decode_args", "encode", "encode_args", "hints_of"]
 
@@ -623,6 +627,13 @@ def decode(data: bytes, hint: object = Any, path: str = "value") -> object:
         return _decode(data, hint)
     except _Failure as failure:
         raise failure.error(path) from None
+
+
+def check_size(data: Sequence[bytes], limit: int, what: str) -> None:
+    """Raise `PayloadTooLarge` when the encoded values `data` take more than `limit` bytes."""
+    size = sum(len(d) for d in data)
+    if size > limit:
+        raise PayloadTooLarge(what, size, limit)
 
 
 def _with_hints(values: Sequence[Any], hints: Sequence[object]) -> list[tuple[Any, object]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from infinitic_streams.engine.engine import WorkflowEngine
-from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
 from infinitic_streams.protocol import Envelope, decode
 from infinitic_streams.streams import Context, Processor, Record, Timer
 
@@ -23,16 +22,3 @@ class EngineProcessor(Processor):
 
     def on_timer(self, ctx: Context, timer: Timer) -> None:
         self.engine.handle_timer(ctx, timer)
-
-
-class TopicCreator:
-    """Creates each task topic the first time the engine sends to it."""
-
-    def __init__(self, bootstrap: str, partitions: int) -> None:
-        self._bootstrap, self._partitions = bootstrap, partitions
-        self._known: set[str] = set()
-
-    def __call__(self, topic: str) -> None:
-        if topic not in self._known:
-            ensure_topics(self._bootstrap, [TopicSpec(topic, self._partitions)])
-            self._known.add(topic)

@@ -1,18 +1,52 @@
-"""Cluster inspection and topic administration through the Kafka admin API."""
+"""Cluster inspection and topic administration through the Kafka admin API.
+
+Every call retries what a moving cluster answers (no leader yet, a topic not in the metadata
+yet, a timed-out request) within its timeout, and fails within seconds on refused credentials.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
 from infinitic_streams.errors import InfiniticError
+from infinitic_streams.kafka.errors import (
+    ClientErrors,
+    KafkaUnavailable,
+    Kind,
+    classify,
+    error_of,
+    raise_for,
+    retrying,
+)
+from infinitic_streams.kafka.settings import bootstrap_of, client_config
+from infinitic_streams.topics import TopicSpec
 
-# librdkafka reports unreachable brokers through this logger; the application decides what to
-# print (the package's logger has a NullHandler).
-_log = logging.getLogger(__name__)
+__all__ = [
+    "Admin",
+    "ClusterOverview",
+    "TopicMismatchError",
+    "TopicSpec",
+    "describe_cluster",
+    "ensure_topics",
+    "is_reachable",
+]
+
+# librdkafka reports through this logger; the application decides what to print (the
+# package's logger has a NullHandler).
+_log = logging.getLogger("infinitic_streams.kafka")
+# Configs compared as "at least this much" on existing topics; the others must be equal.
+_AT_LEAST = {"max.message.bytes"}
+
+
+class TopicMismatchError(InfiniticError):
+    """A topic is missing, or differs from what infinitic-streams needs; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -30,129 +64,221 @@ class ClusterOverview:
     topics: dict[str, int]  # topic name -> partition count (internal topics excluded)
 
 
-def describe_cluster(bootstrap: str, timeout: float = 5.0) -> ClusterOverview:
-    """Brokers and topics of the cluster at `bootstrap`; raises `KafkaException` if unreachable."""
-    config = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000}
-    admin = AdminClient(config, logger=_log)
-    metadata = admin.list_topics(timeout=timeout)
-    brokers = sorted(
-        (Broker(b.id, b.host, b.port) for b in metadata.brokers.values()), key=lambda b: b.node_id
-    )
-    topics = {
-        name: len(topic.partitions)
-        for name, topic in sorted(metadata.topics.items())
-        if not name.startswith("__")
-    }
-    return ClusterOverview(metadata.cluster_id, metadata.controller_id, brokers, topics)
+class Admin:
+    """An admin client with the user's whole settings."""
+
+    def __init__(self, kafka: Mapping[str, Any]) -> None:
+        self.where = bootstrap_of(kafka)
+        self.errors = ClientErrors(self.where)
+        config = client_config(kafka, {"socket.connection.setup.timeout.ms": 5000})
+        self._admin = AdminClient({**config, "error_cb": self.errors}, logger=_log)
+
+    def _retrying(self, operation: Any, what: str, timeout: float) -> Any:
+        return retrying(operation, what, self.errors, timeout, poll=self._poll)
+
+    def _poll(self) -> None:
+        self._admin.poll(0)
+
+    # -- the cluster -----------------------------------------------------------------------------
+
+    def overview(self, timeout: float = 5.0) -> ClusterOverview:
+        """Brokers and topics; `KafkaUnavailable` if no broker answers within `timeout`."""
+        metadata = self._retrying(
+            lambda t: self._admin.list_topics(timeout=t), "reading the cluster metadata", timeout
+        )
+        brokers = sorted(
+            (Broker(b.id, b.host, b.port) for b in metadata.brokers.values()),
+            key=lambda b: b.node_id,
+        )
+        topics = {
+            name: len(topic.partitions)
+            for name, topic in sorted(metadata.topics.items())
+            if not name.startswith("__")
+        }
+        return ClusterOverview(metadata.cluster_id, metadata.controller_id, brokers, topics)
+
+    def group_members(self, group: str, timeout: float = 5.0) -> int:
+        """How many members the consumer group has now."""
+
+        def describe(attempt_timeout: float) -> int:
+            futures = self._admin.describe_consumer_groups([group], request_timeout=attempt_timeout)
+            return len(futures[group].result(timeout=attempt_timeout + 1).members)
+
+        return self._retrying(describe, f"describing group {group}", timeout)  # type: ignore[no-any-return]
+
+    # -- topics ----------------------------------------------------------------------------------
+
+    def topic_partitions(self, topics: tuple[str, ...], timeout: float = 15.0) -> dict[str, int]:
+        """Partition count of each topic, once every one is in the metadata with a leader for
+        each partition; `TopicMismatchError` naming the missing ones after `timeout`."""
+        missing, metadata = self._wait_visible(topics, timeout)
+        if missing:
+            raise TopicMismatchError(
+                f"Topic(s) {', '.join(missing)} do not exist at {self.where}. Create them "
+                "first: they are part of the deployment (`infinitic-streams topics create`)."
+            )
+        return {t: len(metadata.topics[t].partitions) for t in topics}
+
+    def ensure_topics(self, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
+        """Create the missing topics, wait until all are visible, check the existing ones;
+        return the names created.
+
+        A topic that already exists must have the spec's partition count and its checked
+        configs (`max.message.bytes` at least as large); otherwise `TopicMismatchError` names
+        the difference and the fix."""
+        deadline = time.monotonic() + timeout
+        created, existing = self._create(specs, timeout)
+        names = tuple(s.name for s in specs)
+        missing, metadata = self._wait_visible(names, max(0.0, deadline - time.monotonic()))
+        if missing:
+            raise KafkaUnavailable(
+                f"Topic(s) {', '.join(missing)} were created at {self.where} but are still "
+                f"not served by a leader after {timeout:g} s: check the brokers' health."
+            )
+        if existing:
+            counts = {s.name: len(metadata.topics[s.name].partitions) for s in existing}
+            self._check_existing(existing, counts, max(1.0, deadline - time.monotonic()))
+        return created
+
+    def _create(self, specs: list[TopicSpec], timeout: float) -> tuple[list[str], list[TopicSpec]]:
+        created: list[str] = []
+        existing: list[TopicSpec] = []
+        pending = list(specs)
+        deadline = time.monotonic() + timeout
+
+        def create(attempt_timeout: float) -> None:
+            futures = self._admin.create_topics(
+                [NewTopic(s.name, s.partitions, config=dict(s.config)) for s in pending],
+                operation_timeout=attempt_timeout,
+                request_timeout=attempt_timeout,
+            )
+            retry: list[TopicSpec] = []
+            first_retriable: KafkaException | None = None
+            for spec in pending:
+                try:
+                    futures[spec.name].result(attempt_timeout + 5)
+                    created.append(spec.name)
+                except KafkaException as exception:
+                    error = error_of(exception)
+                    if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                        existing.append(spec)
+                    elif classify(error) is Kind.RETRIABLE:
+                        retry.append(spec)
+                        first_retriable = first_retriable or exception
+                    else:
+                        raise_for(error, f"creating topic {spec.name}", self.where)
+            pending[:] = retry
+            if first_retriable is not None:
+                raise first_retriable
+
+        self._retrying(create, "creating topics", max(0.1, deadline - time.monotonic()))
+        return created, existing
+
+    def _wait_visible(self, topics: tuple[str, ...], timeout: float) -> tuple[list[str], Any]:
+        """Wait until every topic has a leader for each partition; return those still not,
+        and the last metadata read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            metadata = self._retrying(
+                lambda t: self._admin.list_topics(timeout=t),
+                "reading topic metadata",
+                max(1.0, deadline - time.monotonic()),
+            )
+            missing = [t for t in topics if not _served(metadata, t)]
+            if not missing or time.monotonic() >= deadline:
+                return missing, metadata
+            time.sleep(0.1)
+
+    def _check_existing(
+        self, specs: list[TopicSpec], counts: dict[str, int], timeout: float
+    ) -> None:
+        for spec in specs:
+            if counts[spec.name] != spec.partitions:
+                raise TopicMismatchError(
+                    f"Topic {spec.name} has {counts[spec.name]} partitions but "
+                    f"{spec.partitions} are expected. Partition counts of co-partitioned topics "
+                    "and changelogs must match and never change: delete the topic (losing its "
+                    "data) or use another namespace."
+                )
+        checked = [s for s in specs if s.checked_config()]
+        if not checked:
+            return
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in checked]
+
+        def describe(attempt_timeout: float) -> dict[str, dict[str, Any]]:
+            futures = self._admin.describe_configs(resources, request_timeout=attempt_timeout)
+            return {r.name: futures[r].result(attempt_timeout + 1) for r in resources}
+
+        actual = self._retrying(describe, "reading topic configs", timeout)
+        for spec in checked:
+            for key, wanted in spec.checked_config().items():
+                entry = actual[spec.name].get(key)
+                value = entry.value if entry is not None else None
+                if not _config_fits(key, value, wanted):
+                    need = f"at least {wanted}" if key in _AT_LEAST else wanted
+                    raise TopicMismatchError(
+                        f"Topic {spec.name} has {key}={value} but {need} is needed. Fix it with "
+                        f"kafka-configs.sh --alter --entity-type topics --entity-name "
+                        f"{spec.name} --add-config {key}={wanted}, or use another namespace."
+                    )
+
+    def partition_bounds(
+        self, topic: str, partitions: list[int], timeout: float = 60.0
+    ) -> dict[int, tuple[int, int]]:
+        """(log start offset, last stable offset) of each partition, in two batched requests.
+
+        A dedicated admin client answers at once, where a consumer's watermark query can queue
+        behind its own pending fetch on the same broker connection."""
+
+        def bounds(attempt_timeout: float) -> dict[int, tuple[int, int]]:
+            found: dict[int, list[int]] = {p: [0, 0] for p in partitions}
+            for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
+                futures = self._admin.list_offsets(
+                    {TopicPartition(topic, p): spec for p in partitions},
+                    isolation_level=IsolationLevel.READ_COMMITTED,
+                    request_timeout=attempt_timeout,
+                )
+                for tp, future in futures.items():
+                    found[tp.partition][index] = future.result(attempt_timeout + 1).offset
+            return {p: (low, high) for p, (low, high) in found.items()}
+
+        return self._retrying(bounds, f"reading the offsets of {topic}", timeout)  # type: ignore[no-any-return]
 
 
-def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request within `timeout` seconds."""
+def _served(metadata: Any, topic: str) -> bool:
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in found.partitions.values())
+
+
+def _config_fits(key: str, value: str | None, wanted: str) -> bool:
+    if key in _AT_LEAST and value is not None and value.isdigit():
+        return int(value) >= int(wanted)
+    return value == wanted
+
+
+# -- one-call helpers (each builds its own admin client) ---------------------------------------
+
+
+def describe_cluster(kafka: Mapping[str, Any], timeout: float = 5.0) -> ClusterOverview:
+    """Brokers and topics of the cluster; `KafkaUnavailable` when no broker answers within
+    `timeout`, `KafkaAuthError` when it refuses the credentials."""
+    return Admin(kafka).overview(timeout)
+
+
+def is_reachable(kafka: Mapping[str, Any], timeout: float = 5.0) -> bool:
+    """True when a broker answers a metadata request within `timeout` seconds (refused
+    credentials raise `KafkaAuthError`: the broker is there, the settings are wrong)."""
     try:
-        describe_cluster(bootstrap, timeout)
-    except KafkaException:
+        describe_cluster(kafka, timeout)
+    except KafkaUnavailable:
         return False
     return True
 
 
-def topic_partitions(
-    bootstrap: str, topics: tuple[str, ...], timeout: float = 30.0
-) -> dict[str, int]:
-    """Partition count of each topic; raises `TopicMismatchError` naming the missing ones."""
-    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=_log)
-    metadata = admin.list_topics(timeout=timeout)
-    missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error]
-    if missing:
-        raise TopicMismatchError(
-            f"Topic(s) {', '.join(missing)} do not exist at {bootstrap}. Create them first "
-            "(the topics are part of the deployment; see `infinitic-streams topics create`)."
-        )
-    return {t: len(metadata.topics[t].partitions) for t in topics}
-
-
-def partition_bounds(
-    admin: AdminClient, topic: str, partitions: list[int], timeout: float = 30.0
-) -> dict[int, tuple[int, int]]:
-    """(log start offset, last stable offset) of each partition, in two batched requests.
-
-    A dedicated admin client answers at once, where a consumer's watermark query can queue
-    behind its own pending fetch on the same broker connection.
-    """
-    bounds: dict[int, list[int]] = {p: [0, 0] for p in partitions}
-    for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
-        futures = admin.list_offsets(
-            {TopicPartition(topic, p): spec for p in partitions},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=timeout,
-        )
-        for tp, future in futures.items():
-            bounds[tp.partition][index] = future.result().offset
-    return {p: (low, high) for p, (low, high) in bounds.items()}
-
-
-def new_admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap}, logger=_log)
-
-
-class TopicMismatchError(InfiniticError):
-    """An existing topic differs from what infinitic-streams needs; the message says how."""
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic as the project needs it. `config` entries are checked on existing topics too."""
-
-    name: str
-    partitions: int
-    config: dict[str, str] = field(default_factory=dict)
-
-
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
-    """Create the missing topics and check the existing ones; return the names created.
-
-    1. Create every topic of `specs` (replication: the broker's default).
-    2. A topic that already exists must have the same partition count and the same values
-       for the configs in its spec; otherwise raise `TopicMismatchError` naming the difference.
-    """
-    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=_log)
-    futures = admin.create_topics(
-        [NewTopic(s.name, s.partitions, config=s.config) for s in specs],
-        operation_timeout=timeout,
-        request_timeout=timeout,
-    )
-    created, existing = [], []
-    for spec in specs:
-        try:
-            futures[spec.name].result(timeout)
-            created.append(spec.name)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-            existing.append(spec)
-    if existing:
-        _check_existing(admin, existing, timeout)
-    return created
-
-
-def _check_existing(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> None:
-    metadata = admin.list_topics(timeout=timeout)
-    for spec in specs:
-        partitions = len(metadata.topics[spec.name].partitions)
-        if partitions != spec.partitions:
-            raise TopicMismatchError(
-                f"Topic {spec.name} has {partitions} partitions but {spec.partitions} are "
-                "expected. Partition counts of co-partitioned topics and changelogs must match "
-                "and never change: delete the topic (losing its data) or use another namespace."
-            )
-    checked = [s for s in specs if s.config]
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in checked]
-    for spec, resource in zip(checked, resources, strict=True):
-        actual = admin.describe_configs([resource])[resource].result(timeout)
-        for key, wanted in spec.config.items():
-            value = actual[key].value if key in actual else None
-            if value != wanted:
-                raise TopicMismatchError(
-                    f"Topic {spec.name} has {key}={value} but {key}={wanted} is expected. "
-                    f"Fix it with kafka-configs --alter --entity-type topics --entity-name "
-                    f"{spec.name} --add-config {key}={wanted}, or use another namespace."
-                )
+def ensure_topics(
+    kafka: Mapping[str, Any], specs: list[TopicSpec], timeout: float = 30.0
+) -> list[str]:
+    """`Admin.ensure_topics` with a client of its own."""
+    return Admin(kafka).ensure_topics(specs, timeout)
