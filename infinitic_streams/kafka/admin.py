@@ -67,7 +67,9 @@ class ClusterOverview:
 class Admin:
     """An admin client with the user's whole settings."""
 
-    def __init__(self, kafka: Mapping[str, Any]) -> None:
+    def __init__(self, kafka: Mapping[str, Any] | str) -> None:
+        if isinstance(kafka, str):  # TRANSITION: callers still passing bootstrap servers
+            kafka = {"bootstrap.servers": kafka}
         self.where = bootstrap_of(kafka)
         self.errors = ClientErrors(self.where)
         config = client_config(kafka, {"socket.connection.setup.timeout.ms": 5000})
@@ -215,7 +217,7 @@ class Admin:
                 entry = actual[spec.name].get(key)
                 value = entry.value if entry is not None else None
                 if not _config_fits(key, value, wanted):
-                    need = f"at least {wanted}" if key in _AT_LEAST else wanted
+                    need = f"{key}>={wanted}" if key in _AT_LEAST else f"{key}={wanted}"
                     raise TopicMismatchError(
                         f"Topic {spec.name} has {key}={value} but {need} is needed. Fix it with "
                         f"kafka-configs.sh --alter --entity-type topics --entity-name "
@@ -261,13 +263,13 @@ def _config_fits(key: str, value: str | None, wanted: str) -> bool:
 # -- one-call helpers (each builds its own admin client) ---------------------------------------
 
 
-def describe_cluster(kafka: Mapping[str, Any], timeout: float = 5.0) -> ClusterOverview:
+def describe_cluster(kafka: Mapping[str, Any] | str, timeout: float = 5.0) -> ClusterOverview:
     """Brokers and topics of the cluster; `KafkaUnavailable` when no broker answers within
     `timeout`, `KafkaAuthError` when it refuses the credentials."""
     return Admin(kafka).overview(timeout)
 
 
-def is_reachable(kafka: Mapping[str, Any], timeout: float = 5.0) -> bool:
+def is_reachable(kafka: Mapping[str, Any] | str, timeout: float = 5.0) -> bool:
     """True when a broker answers a metadata request within `timeout` seconds (refused
     credentials raise `KafkaAuthError`: the broker is there, the settings are wrong)."""
     try:
@@ -278,7 +280,22 @@ def is_reachable(kafka: Mapping[str, Any], timeout: float = 5.0) -> bool:
 
 
 def ensure_topics(
-    kafka: Mapping[str, Any], specs: list[TopicSpec], timeout: float = 30.0
+    kafka: Mapping[str, Any] | str, specs: list[TopicSpec], timeout: float = 30.0
 ) -> list[str]:
     """`Admin.ensure_topics` with a client of its own."""
     return Admin(kafka).ensure_topics(specs, timeout)
+
+
+# TRANSITION shims, removed once every caller builds an `Admin` from its settings.
+def new_admin(kafka: Mapping[str, Any] | str) -> Admin:
+    return Admin(kafka)
+
+
+def topic_partitions(kafka: Mapping[str, Any] | str, topics: tuple[str, ...]) -> dict[str, int]:
+    return Admin(kafka).topic_partitions(topics)
+
+
+def partition_bounds(
+    admin: Admin, topic: str, partitions: list[int], timeout: float = 60.0
+) -> dict[int, tuple[int, int]]:
+    return admin.partition_bounds(topic, partitions, timeout)

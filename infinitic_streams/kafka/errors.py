@@ -251,9 +251,7 @@ def retrying(
                     f"{timeout:g} s. Check that the brokers run and that this host reaches "
                     '"bootstrap.servers".'
                 ) from None
-            errors.throttle.warning(
-                f"{what}:{error.name()}", f"{what}: {error.str()} (retrying)"
-            )
+            errors.throttle.warning(f"{what}:{error.name()}", f"{what}: {error.str()} (retrying)")
             backoff.sleep(deadline)
             continue
         return result

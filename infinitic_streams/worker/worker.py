@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from infinitic_streams.config import InfiniticConfig, import_object
 from infinitic_streams.engine.engine import WorkflowEngine
-from infinitic_streams.engine.processor import EngineProcessor, TopicCreator
-from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
+from infinitic_streams.engine.processor import EngineProcessor
+from infinitic_streams.kafka.admin import Admin, TopicSpec, ensure_topics
 from infinitic_streams.streams import StreamApp, StreamConfig
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.service_worker import ServiceWorker
@@ -144,3 +144,16 @@ class Worker:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop(timeout=0))
+
+
+class TopicCreator:
+    """Creates each task topic the first time the engine sends to it."""
+
+    def __init__(self, kafka: Mapping[str, Any] | str, partitions: int) -> None:
+        self._admin, self._partitions = Admin(kafka), partitions
+        self._known: set[str] = set()
+
+    def __call__(self, topic: str) -> None:
+        if topic not in self._known:
+            self._admin.ensure_topics([TopicSpec(topic, self._partitions)])
+            self._known.add(topic)
