@@ -206,7 +206,7 @@ class RunningApp:
         self.group = settings.group
         self.topic = self.processor.input_topics[0]
         config = StreamConfig(
-            bootstrap_servers=settings.bootstrap,
+            kafka={"bootstrap.servers": settings.bootstrap},
             namespace=settings.namespace,
             state_dir=state_dir,
             producer=dict(settings.producer),
@@ -230,8 +230,7 @@ class RunningApp:
 
     def restored(self) -> bool:
         """Every partition assigned and restored (its restore metrics are final then)."""
-        partitions = list(self.app.partitions.values())
-        return len(partitions) == PARTITIONS and all(p.ready for p in partitions)
+        return len(self.app.partitions_ready()) == PARTITIONS
 
     def stop(self) -> None:
         self.app.stop()

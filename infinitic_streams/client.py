@@ -5,6 +5,9 @@ reads one partition, picked at random, from its end, and keeps the records keyed
 The engine answers after its transaction commits; the client reads `read_committed` in a
 background thread. Nothing is created or deleted per client, so a client that dies leaves
 nothing behind.
+
+Every request (dispatch, retry, a query) returns once Kafka has acknowledged it: through a
+leader change it just takes longer; refused credentials raise `KafkaAuthError` at once.
 """
 
 from __future__ import annotations
@@ -23,15 +26,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-
 from infinitic_streams import payload
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.definitions import public_method, workflow_spec
 from infinitic_streams.engine import state as s
-from infinitic_streams.errors import WorkflowCanceled, WorkflowFailed, WorkflowNotFound
-from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
-from infinitic_streams.kafka.consume import consume_available
+from infinitic_streams.errors import (
+    InfiniticError,
+    WorkflowCanceled,
+    WorkflowFailed,
+    WorkflowNotFound,
+)
+from infinitic_streams.kafka.admin import Admin
+from infinitic_streams.kafka.consumer import Consumer, TopicPartition
+from infinitic_streams.kafka.errors import KafkaRequestError
+from infinitic_streams.kafka.producer import Producer
+from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from infinitic_streams.protocol import (
     DispatchWorkflow,
     Envelope,
@@ -47,12 +56,12 @@ from infinitic_streams.protocol import (
     decode,
     encode,
 )
-from infinitic_streams.topics import Topics
+from infinitic_streams.topics import REPLY_PARTITIONS, Topics
 
-kafka_logger = logging.getLogger("infinitic_streams.kafka")
+logger = logging.getLogger("infinitic_streams.client")
 DEFAULT_PARTITIONS = 8
-REPLY_PARTITIONS = 16
 QUERY_TIMEOUT_S = 30.0
+SEND_TIMEOUT_S = 60.0  # for Kafka to acknowledge a request
 
 
 @dataclass(frozen=True)
@@ -75,39 +84,31 @@ class InfiniticClient:
         kafka: Mapping[str, Any],
         namespace: str = "default",
         partitions: int = DEFAULT_PARTITIONS,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.kafka = dict(kafka)
-        self.topics = Topics(namespace)
+        self.topics = Topics(namespace, partitions, max_payload_bytes)
         self.client_id = uuid.uuid4().hex[:12]
-        ensure_topics(
-            self.kafka["bootstrap.servers"],
-            [
-                TopicSpec(self.topics.engine, partitions),
-                TopicSpec(self.topics.replies, REPLY_PARTITIONS, {"retention.ms": "3600000"}),
-            ],
-        )
+        Admin(self.kafka).ensure_topics([self.topics.engine_spec(), self.topics.replies_spec()])
         self._producer = Producer(
-            {**self.kafka, "enable.idempotence": True, "linger.ms": 1}, logger=kafka_logger
+            self.kafka, {"message.max.bytes": self.topics.max_message_bytes + 1024}
         )
         self._consumer = Consumer(
-            {
-                **self.kafka,
-                "group.id": f"{self.topics.replies}.{self.client_id}",  # never joined nor committed
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-            },
-            logger=kafka_logger,
+            self.kafka,
+            f"{self.topics.replies}.{self.client_id}",  # never joined nor committed
+            required={"isolation.level": "read_committed"},
         )
         self.reply_partition = random.randrange(REPLY_PARTITIONS)
         self.reply_to = f"{self.reply_partition}:{self.client_id}"
         replies = TopicPartition(self.topics.replies, self.reply_partition)
         # Start at the current end: every answer to this client comes after its first request.
-        start = _end_offset(self._consumer, replies)
+        start = self._consumer.end_offset(replies)
         self._consumer.assign([TopicPartition(self.topics.replies, self.reply_partition, start)])
         self._results: dict[str, WorkflowResult] = {}
         self._queries: dict[str, Future[QueryReply]] = {}
         self._changed = threading.Condition()
         self._closed = threading.Event()
+        self._broken: InfiniticError | None = None  # what ended the listener, if anything
         self._key = self.client_id.encode()
         self._listener = threading.Thread(target=self._listen, name="infinitic client", daemon=True)
         self._listener.start()
@@ -115,7 +116,7 @@ class InfiniticClient:
     @classmethod
     def from_config(cls, path: str | Path = "infinitic.toml") -> InfiniticClient:
         config = InfiniticConfig.load(path)
-        return cls(config.kafka, config.namespace, config.partitions)
+        return cls(config.kafka, config.namespace, config.partitions, config.max_payload_bytes)
 
     def __enter__(self) -> InfiniticClient:
         return self
@@ -149,6 +150,8 @@ class InfiniticClient:
         cls = _defining_class(method)
         param_hints, _ = payload.hints_of(method)
         encoded = payload.encode_args(args, param_hints)
+        what = f"the arguments of {method.__qualname__}"
+        payload.check_size(encoded, self.topics.max_payload_bytes, what)
         workflow_id = id or str(uuid.uuid4())
         message = DispatchWorkflow(
             workflow_id=workflow_id,
@@ -169,11 +172,23 @@ class InfiniticClient:
     # -- plumbing used by handles --------------------------------------------------------------
 
     def _send(self, workflow_id: str, message: Message) -> None:
+        """Send to the engine; return once Kafka has it (idempotent: the engine dedups)."""
+        self._check()
         envelope = Envelope(
             message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message
         )
-        self._producer.produce(self.topics.engine, encode(envelope), workflow_id.encode())
-        self._producer.poll(0)
+        topic = self.topics.engine
+        delivery = self._producer.send(
+            topic, workflow_id.encode(), encode(envelope), SEND_TIMEOUT_S
+        )
+        if delivery.error is not None:
+            raise KafkaRequestError(
+                f"Kafka did not take the {type(message).__name__} to {topic}: {delivery.error}"
+            )
+
+    def _check(self) -> None:
+        if self._broken is not None:
+            raise self._broken
 
     def _ask(self, workflow_id: str, kind: QueryKind) -> Future[QueryReply]:
         """Send a query; the future gets the engine's QueryReply (none comes for a RESULT query
@@ -208,6 +223,7 @@ class InfiniticClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while True:
+                self._check()
                 result = self._results.get(workflow_id)
                 if result is not None and result.status != WorkflowStatus.RUNNING:
                     return result
@@ -223,9 +239,21 @@ class InfiniticClient:
             self._results.pop(workflow_id, None)
 
     def _listen(self) -> None:
+        try:
+            self._read_replies()
+        except InfiniticError as error:  # refused credentials, a fatal client error
+            logger.error("the client stopped reading answers: %s", error)
+            self._broken = error
+            for future in list(self._queries.values()):
+                if not future.done():
+                    future.set_exception(error)
+            with self._changed:
+                self._changed.notify_all()
+
+    def _read_replies(self) -> None:
         while not self._closed.is_set():
-            for record in consume_available(self._consumer, 100, 0.1):
-                if record.error() is not None or record.key() != self._key:
+            for record in self._consumer.consume(100, 0.1):
+                if record.key() != self._key:
                     continue  # another client's answer
                 try:
                     message = decode(record.value()).message
@@ -314,27 +342,6 @@ class WorkflowHandle:
             self.describe()
         assert self._method is not None
         return payload.hints_of(public_method(self._cls, self._method))[1]
-
-
-_NEW_TOPIC_ERRORS = {
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_PARTITION,
-}
-
-
-def _end_offset(consumer: Consumer, partition: TopicPartition, timeout: float = 30.0) -> int:
-    """The partition's end offset; a topic created a moment ago may have no leader yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return consumer.get_watermark_offsets(partition, timeout=timeout)[1]
-        except KafkaException as error:
-            settling = error.args[0].code() in _NEW_TOPIC_ERRORS or error.args[0].retriable()
-            if not settling or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _defining_class(method: Callable[..., Any]) -> type:

@@ -2,8 +2,9 @@
 
     namespace = "default"
     partitions = 8                      # of the topics infinitic-streams creates
+    max_payload_bytes = 1048576         # the most one encoded argument list or result may take
 
-    [kafka]                             # librdkafka settings
+    [kafka]                             # librdkafka settings, given to every Kafka client
     "bootstrap.servers" = "127.0.0.1:9092"
 
     [worker]
@@ -13,6 +14,7 @@
     state_dir = ".infinitic/state"
     concurrency = 16                    # tasks run at once per service
     cache_size = 10000                  # live workflow instances kept in memory by the engine
+    instance_id = "engine-0"            # stable name of this process (default: kept in state_dir)
 
 `$INFINITIC_KAFKA`, when set, replaces `bootstrap.servers`.
 """
@@ -27,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from infinitic_streams.errors import InfiniticError
+from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
+
+TOP_LEVEL_KEYS = ("namespace", "partitions", "max_payload_bytes", "kafka", "worker")
 
 
 class ConfigError(InfiniticError):
@@ -41,6 +46,7 @@ class WorkerConfig:
     state_dir: str = ".infinitic/state"
     concurrency: int = 16
     cache_size: int = 10_000
+    instance_id: str | None = None
 
 
 @dataclass
@@ -49,6 +55,7 @@ class InfiniticConfig:
     namespace: str = "default"
     partitions: int = 8
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
     @classmethod
     def load(cls, path: str | Path = "infinitic.toml") -> InfiniticConfig:
@@ -59,6 +66,12 @@ class InfiniticConfig:
             raise ConfigError(f"no configuration file {path}: create it (see README)") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        unknown = [key for key in raw if key not in TOP_LEVEL_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown key {unknown[0]!r}; the top-level keys are "
+                f"{', '.join(TOP_LEVEL_KEYS)}"
+            )
         kafka = dict(raw.get("kafka", {}))
         if bootstrap := os.environ.get("INFINITIC_KAFKA"):
             kafka["bootstrap.servers"] = bootstrap
@@ -68,7 +81,13 @@ class InfiniticConfig:
             worker = WorkerConfig(**raw.get("worker", {}))
         except TypeError as error:
             raise ConfigError(f"{path}: [worker] {error}") from None
-        return cls(kafka, raw.get("namespace", "default"), raw.get("partitions", 8), worker)
+        return cls(
+            kafka,
+            raw.get("namespace", "default"),
+            raw.get("partitions", 8),
+            worker,
+            raw.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
+        )
 
 
 def import_object(reference: str) -> Any:

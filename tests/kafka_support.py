@@ -9,17 +9,31 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+
+from infinitic_streams.streams.dead_letter import DeadLetter
 
 from .ports import free_port_pair
 
 
+def read_dead_letters(bootstrap: str, namespace: str) -> list[DeadLetter]:
+    """Every dead letter of the namespace's `<ns>.dlq` topic."""
+    records = read_topic(bootstrap, f"{namespace}.dlq", with_headers=True)
+    return [DeadLetter.of_record(key, value, headers) for key, value, headers in records]
+
+
 def read_topic(
-    bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 60.0
-) -> list[tuple[bytes | None, bytes | None]]:
+    bootstrap: str,
+    topic: str,
+    isolation: str = "read_committed",
+    timeout: float = 60.0,
+    with_headers: bool = False,
+) -> list[Any]:
     """Every (key, value) of `topic` visible at `isolation`, in partition order, read until the
-    consumer position reaches each partition's end offset."""
+    consumer position reaches each partition's end offset; (key, value, headers) when
+    `with_headers`."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -32,7 +46,7 @@ def read_topic(
     partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in partitions}
     consumer.assign(partitions)
-    records: list[tuple[bytes | None, bytes | None]] = []
+    records: list[Any] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         positions = consumer.position(partitions)
@@ -40,7 +54,8 @@ def read_topic(
             break
         for message in consumer.consume(1000, 0.2):
             if message.error() is None:
-                records.append((message.key(), message.value()))
+                record = (message.key(), message.value())
+                records.append((*record, message.headers()) if with_headers else record)
     else:
         raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
     consumer.close()

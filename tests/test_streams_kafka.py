@@ -12,10 +12,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from infinitic_streams.kafka.admin import TopicSpec, ensure_topics
-from infinitic_streams.protocol import DeadLetter, decode
 
 from .apps.processors import PARTITIONS
-from .kafka_support import AppProcess, read_topic, wait_caught_up
+from .kafka_support import AppProcess, read_dead_letters, read_topic, wait_caught_up
 
 
 def create_topics(bootstrap: str, namespace: str, *names: str) -> None:
@@ -188,10 +187,7 @@ def test_poison_input_goes_to_the_dlq_and_processing_continues(
     assert dead_letters == 2
     assert_exactly_once(kafka_bootstrap, namespace, good)
 
-    letters = [
-        decode(value).message for _, value in read_topic(kafka_bootstrap, f"{namespace}.dlq")
-    ]
-    assert all(isinstance(letter, DeadLetter) for letter in letters)
+    letters = read_dead_letters(kafka_bootstrap, namespace)
     by_value = {letter.value: letter for letter in letters}
     undecodable = by_value[b"\xff\x00not a number"]
     assert undecodable.reason.startswith("undecodable input: ValueError")

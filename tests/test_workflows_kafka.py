@@ -25,7 +25,6 @@ from infinitic_streams import (
     WorkflowStatus,
     workflow,
 )
-from infinitic_streams.protocol import DeadLetter, decode
 
 from .apps.workflows import (
     SERVICES,
@@ -41,7 +40,7 @@ from .apps.workflows import (
     Sum,
     TimesOut,
 )
-from .kafka_support import read_topic
+from .kafka_support import read_dead_letters
 
 StartWorker = Callable[..., Worker]
 
@@ -227,11 +226,7 @@ def test_undecodable_bytes_on_the_engine_topic_are_dead_lettered(
     assert producer.flush(10) == 0
     handles = [client.dispatch(Sum.run, n) for n in range(1, 6)]
     assert [h.result(timeout=60) for h in handles] == [sum(range(n)) for n in range(1, 6)]
-    letters = [
-        decode(value).message for _, value in read_topic(kafka_bootstrap, f"{namespace}.dlq")
-    ]
-    [letter] = letters
-    assert isinstance(letter, DeadLetter)
+    [letter] = read_dead_letters(kafka_bootstrap, namespace)
     assert letter.source_topic == f"{namespace}.engine"
     assert letter.reason.startswith("undecodable input")
     assert letter.value == b"\x00garbage\xff"
@@ -251,9 +246,7 @@ def test_a_workflow_the_engine_lacks_fails_at_once_and_is_dead_lettered(
         client.dispatch(NotDeployed.run).result(timeout=60)
     assert failed.value.type_name == "UnknownWorkflow"
     assert "no workflow named 'NotDeployed'" in failed.value.error_message
-    [(_, value)] = read_topic(kafka_bootstrap, f"{namespace}.dlq")
-    letter = decode(value).message
-    assert isinstance(letter, DeadLetter)
+    [letter] = read_dead_letters(kafka_bootstrap, namespace)
     assert letter.source_topic == f"{namespace}.engine"
     assert "deploy an engine with it" in letter.reason
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from confluent_kafka import KafkaException
 
 from infinitic_streams.config import ConfigError, InfiniticConfig, WorkerConfig, import_object
 from infinitic_streams.definitions import service_spec, workflow_spec
-from infinitic_streams.kafka.admin import is_reachable, new_admin
+from infinitic_streams.kafka.admin import Admin, is_reachable
+from infinitic_streams.kafka.errors import KafkaAuthError, KafkaUnavailable
 from infinitic_streams.topics import Topics
 from infinitic_streams.workflows.workflow import Workflow
 
@@ -107,6 +107,10 @@ def _problems(config: InfiniticConfig) -> list[str]:
             problems.append(str(error))
     if not _positive_int(config.partitions):
         problems.append(f"partitions must be a positive integer, not {config.partitions!r}")
+    if not _positive_int(config.max_payload_bytes):
+        problems.append(
+            f"max_payload_bytes must be a positive integer, not {config.max_payload_bytes!r}"
+        )
     bootstrap = config.kafka.get("bootstrap.servers")
     if not isinstance(bootstrap, str) or not bootstrap.strip():
         problems.append('[kafka] "bootstrap.servers" must be a string like "127.0.0.1:9092"')
@@ -198,10 +202,15 @@ def bootstrap_of(config: InfiniticConfig) -> str:
 
 
 def require_kafka(config: InfiniticConfig, path: Path, timeout: float | None = None) -> str:
-    """The bootstrap servers, once a broker there answered; else fail naming the fixes."""
+    """The bootstrap servers, once a broker there answered with the configured settings; else
+    fail naming the fixes (refused credentials say so)."""
     bootstrap = bootstrap_of(config)
     timeout = KAFKA_CHECK_TIMEOUT_S if timeout is None else timeout
-    if not is_reachable(bootstrap, timeout):
+    try:
+        reachable = is_reachable(config.kafka, timeout)
+    except KafkaAuthError as error:
+        raise fail(f"{error}\n(the [kafka] settings of {path} or $INFINITIC_KAFKA)") from None
+    if not reachable:
         raise fail(
             f"Kafka at {bootstrap} does not answer (within {timeout:g} s). Start a local one "
             "with `infinitic-streams kafka up` (or run everything with `infinitic-streams "
@@ -210,21 +219,20 @@ def require_kafka(config: InfiniticConfig, path: Path, timeout: float | None = N
     return bootstrap
 
 
-def engine_running(bootstrap: str, namespace: str) -> bool | None:
+def engine_running(config: InfiniticConfig) -> bool | None:
     """Whether an engine is a member of the namespace's engine group; None when unknown."""
-    group = Topics(namespace).engine_group
-    admin = new_admin(bootstrap)  # referenced until the answer: its futures die with it
+    group = Topics(config.namespace).engine_group
     try:
-        futures = admin.describe_consumer_groups([group], request_timeout=5)
-        return bool(futures[group].result(timeout=10).members)
-    except (KafkaException, TimeoutError):
+        return Admin(config.kafka).group_members(group, timeout=5.0) > 0
+    except (KafkaUnavailable, KafkaAuthError):
         return None
 
 
-def require_engine(bootstrap: str, namespace: str) -> None:
+def require_engine(config: InfiniticConfig) -> None:
     """Queries are answered by the engine: without one, fail now rather than after a timeout."""
-    if engine_running(bootstrap, namespace) is False:
+    if engine_running(config) is False:
         raise fail(
-            f"No engine runs for namespace {namespace!r} at {bootstrap}, so nothing can answer. "
-            "Start one with `infinitic-streams engine` (or `infinitic-streams dev`)."
+            f"No engine runs for namespace {config.namespace!r} at {bootstrap_of(config)}, so "
+            "nothing can answer. Start one with `infinitic-streams engine` (or "
+            "`infinitic-streams dev`)."
         )

@@ -31,6 +31,7 @@ from infinitic_streams.cli.common import (
 from infinitic_streams.cli.kafka import DEFAULT_RUN_DIR, RunDir
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.kafka.admin import is_reachable
+from infinitic_streams.kafka.errors import KafkaAuthError
 from infinitic_streams.local_kafka import cluster
 from infinitic_streams.local_kafka.provision import LocalKafkaError, default_cache_dir
 
@@ -161,12 +162,12 @@ def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[str, bool]:
     answers; else the local cluster of `run_dir`, started unless it already runs."""
     configured = bootstrap_of(settings)  # $INFINITIC_KAFKA already replaced it
     if os.environ.get("INFINITIC_KAFKA"):
-        if not is_reachable(configured, SERVER_KAFKA_CHECK_TIMEOUT_S):
+        if not _answers(settings, SERVER_KAFKA_CHECK_TIMEOUT_S):
             raise fail(
                 f"INFINITIC_KAFKA={configured} does not answer; unset it to use a local broker."
             )
         return configured, False
-    if is_reachable(configured, 2.0):
+    if _answers(settings, 2.0):
         return configured, False
     current = cluster.status(run_dir)
     if current.state == "up" and current.record is not None:
@@ -182,6 +183,13 @@ def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[str, bool]:
         cluster.down(run_dir, log=lambda _: None)
         raise typer.Exit(130) from None
     return record.bootstrap, True
+
+
+def _answers(settings: InfiniticConfig, timeout: float) -> bool:
+    try:
+        return is_reachable(settings.kafka, timeout)
+    except KafkaAuthError as error:
+        raise fail(str(error)) from None
 
 
 def _local_port(bootstrap: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from confluent_kafka import KafkaException
 
 from infinitic_streams.cli.common import (
     DEFAULT_CONFIG,
@@ -13,9 +12,9 @@ from infinitic_streams.cli.common import (
     require_kafka,
     service_classes,
 )
-from infinitic_streams.client import REPLY_PARTITIONS
 from infinitic_streams.definitions import service_spec
-from infinitic_streams.kafka.admin import TopicSpec, describe_cluster, ensure_topics
+from infinitic_streams.errors import InfiniticError
+from infinitic_streams.kafka.admin import describe_cluster, ensure_topics
 from infinitic_streams.topics import Topics
 
 app = typer.Typer(help="Create and list the Kafka topics of the configured namespace.")
@@ -29,16 +28,12 @@ def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
     settings = load_config(config)
     services = service_classes(settings, config)
     bootstrap = require_kafka(settings, config)
-    topics = Topics(settings.namespace)
-    names = [topics.engine] + [topics.tasks(service_spec(cls).name) for cls in services]
-    specs = [TopicSpec(name, settings.partitions) for name in dict.fromkeys(names)]
-    specs.append(TopicSpec(topics.replies, REPLY_PARTITIONS, {"retention.ms": "3600000"}))
+    topics = Topics(settings.namespace, settings.partitions, settings.max_payload_bytes)
+    specs = topics.specs([service_spec(cls).name for cls in services])
     try:
-        created = ensure_topics(bootstrap, specs)
-    except KafkaException as error:
-        raise fail(f"Cannot create topics at {bootstrap}: {error.args[0]}") from None
-    except Exception as error:  # TopicMismatchError names its fix
-        raise fail(str(error)) from None
+        created = ensure_topics(settings.kafka, specs)
+    except InfiniticError as error:  # unreachable, refused, or a TopicMismatchError (its fix)
+        raise fail(f"Cannot create topics at {bootstrap}: {error}") from None
     for spec in specs:
         state = "created" if spec.name in created else "exists "
         typer.echo(f"{state} {spec.name}  [{_partitions(spec.partitions)}]")
@@ -53,9 +48,9 @@ def list_topics(config: ConfigPath = DEFAULT_CONFIG) -> None:
     bootstrap = require_kafka(settings, config)
     prefix = f"{settings.namespace}."
     try:
-        overview = describe_cluster(bootstrap, timeout=10.0)
-    except KafkaException as error:
-        raise fail(f"Kafka at {bootstrap} is unreachable: {error.args[0]}") from None
+        overview = describe_cluster(settings.kafka, timeout=10.0)
+    except InfiniticError as error:
+        raise fail(f"Kafka at {bootstrap} is unreachable: {error}") from None
     topics = {
         name: partitions for name, partitions in overview.topics.items() if name.startswith(prefix)
     }

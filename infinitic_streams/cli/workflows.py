@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from confluent_kafka import KafkaException
 
 from infinitic_streams import payload
 from infinitic_streams.cli.common import (
@@ -99,8 +98,8 @@ def dispatch(
     except SerializationError as error:
         raise fail(f"{workflow_name}.{method}: {error}") from None
     args = _decode_args(workflow_name, method, function, param_hints, arg or [])
-    bootstrap = require_kafka(settings, config)
-    if engine_running(bootstrap, settings.namespace) is False:
+    require_kafka(settings, config)
+    if engine_running(settings) is False:
         warn(
             f"No engine runs for namespace {settings.namespace!r} yet: the workflow starts "
             "when one does (`infinitic-streams engine` or `infinitic-streams dev`)."
@@ -110,6 +109,8 @@ def dispatch(
             handle = client.dispatch(function, *args, id=id, tags=tag or [])
         except SerializationError as error:
             raise fail(f"Cannot encode the arguments: {error}") from None
+        except InfiniticError as error:  # too large, Kafka refused it
+            raise fail(f"Cannot dispatch: {error}") from None
         typer.echo(handle.id)
         if wait:
             _print_result(handle, handle.id, return_hint, timeout)
@@ -179,8 +180,10 @@ def retry(
 @contextmanager
 def _client(settings: InfiniticConfig) -> Iterator[InfiniticClient]:
     try:
-        client = InfiniticClient(settings.kafka, settings.namespace, settings.partitions)
-    except (InfiniticError, KafkaException) as error:
+        client = InfiniticClient(
+            settings.kafka, settings.namespace, settings.partitions, settings.max_payload_bytes
+        )
+    except InfiniticError as error:
         raise fail(f"Cannot start a client: {error}") from None
     with client:
         yield client
@@ -192,7 +195,8 @@ def _engine_client(config: Path, why: str) -> Iterator[tuple[InfiniticClient, di
     says what the classes are for): each check on the way fails with a message naming its fix."""
     settings = load_config(config)
     classes = require_workflows(settings, config, why)
-    require_engine(require_kafka(settings, config), settings.namespace)
+    require_kafka(settings, config)
+    require_engine(settings)
     with _client(settings) as client:
         yield client, classes
 

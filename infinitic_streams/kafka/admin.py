@@ -284,18 +284,3 @@ def ensure_topics(
 ) -> list[str]:
     """`Admin.ensure_topics` with a client of its own."""
     return Admin(kafka).ensure_topics(specs, timeout)
-
-
-# TRANSITION shims, removed once every caller builds an `Admin` from its settings.
-def new_admin(kafka: Mapping[str, Any] | str) -> Admin:
-    return Admin(kafka)
-
-
-def topic_partitions(kafka: Mapping[str, Any] | str, topics: tuple[str, ...]) -> dict[str, int]:
-    return Admin(kafka).topic_partitions(topics)
-
-
-def partition_bounds(
-    admin: Admin, topic: str, partitions: list[int], timeout: float = 60.0
-) -> dict[int, tuple[int, int]]:
-    return admin.partition_bounds(topic, partitions, timeout)

@@ -206,12 +206,16 @@ class Backoff:
         self._first, self._cap = first, cap
         self._next = first
 
-    def sleep(self, until: float | None = None) -> None:
+    def next_delay(self) -> float:
         delay = self._next * (0.5 + random.random() / 2)
+        self._next = min(self._next * 2, self._cap)
+        return delay
+
+    def sleep(self, until: float | None = None) -> None:
+        delay = self.next_delay()
         if until is not None:
             delay = max(0.0, min(delay, until - time.monotonic()))
         time.sleep(delay)
-        self._next = min(self._next * 2, self._cap)
 
     def reset(self) -> None:
         self._next = self._first

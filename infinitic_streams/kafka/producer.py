@@ -1,39 +1,96 @@
-"""A transactional producer with the error handling Kafka's transaction API asks for.
+"""Producers: transactional (the stream runtime) and idempotent (clients, service workers).
 
-Errors come in three kinds (librdkafka tells which): retriable (call again), abortable (abort
-the transaction and redo its work) and fatal (this producer is fenced or broken: stop).
+Both retry what a moving cluster answers. librdkafka already retries deliveries until
+`message.timeout.ms`; the transaction calls (init, send offsets, commit, abort) are retried
+here while the process runs, and for a bounded grace once it stops, so that a broker restart
+or a coordinator moving is a pause, never the end of the process.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Producer as _Producer
 
-from infinitic_streams.errors import InfiniticError
+from infinitic_streams.kafka.errors import (
+    Backoff,
+    ClientErrors,
+    FatalKafkaError,
+    KafkaUnavailable,
+    Kind,
+    TransactionAborted,
+    classify,
+    error_of,
+    raise_for,
+)
+from infinitic_streams.kafka.settings import bootstrap_of, client_config
 
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
+_log = logging.getLogger("infinitic_streams.kafka")
+Stopping = Callable[[], bool]
+_TOO_LARGE = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_MSG_SIZE,
+}
+# Once the process is stopping, retriable transaction calls give up after this long.
+SHUTDOWN_GRACE_S = 10.0
 
 
-class TransactionAborted(InfiniticError):
-    """The transaction failed in a way that requires aborting it and redoing its work."""
+@dataclass(frozen=True)
+class Delivery:
+    """What the broker said about one record: its offset, or why it was not written."""
+
+    offset: int
+    error: str | None = None
+    kind: Kind | None = None
+    too_large: bool = False
+
+    @classmethod
+    def of(cls, error: KafkaError | None, message: Message) -> Delivery:
+        if error is None:
+            return cls(message.offset())
+        return cls(-1, error.str(), classify(error), error.code() in _TOO_LARGE)
 
 
-class FatalKafkaError(InfiniticError):
-    """The producer cannot go on (e.g. fenced by a newer instance): the process must stop."""
+OnDelivery = Callable[[Delivery], None]
+RawCallback = Callable[[KafkaError | None, Message], None]
+
+
+def _callback(on_delivery: OnDelivery | None) -> RawCallback | None:
+    if on_delivery is None:
+        return None
+    return lambda error, message: on_delivery(Delivery.of(error, message))
 
 
 class TransactionalProducer:
-    def __init__(self, config: dict[str, Any], transactional_id: str, logger: Any) -> None:
-        settings = {"transactional.id": transactional_id, **config}
-        self._producer = Producer(settings, logger=logger)
+    """Exactly-once output: records and consumer offsets committed together or not at all."""
+
+    def __init__(
+        self,
+        kafka: Mapping[str, Any],
+        transactional_id: str,
+        defaults: Mapping[str, Any] | None = None,
+        stopping: Stopping = lambda: False,
+    ) -> None:
+        self.errors = ClientErrors(bootstrap_of(kafka))
+        config = client_config(
+            kafka,
+            {"transaction.timeout.ms": 60_000, **(defaults or {})},
+            {"transactional.id": transactional_id, "error_cb": self.errors},
+        )
+        self._producer = _Producer(config, logger=_log)
+        self._stopping = stopping
         self.in_transaction = False
 
-    def init(self, timeout: float = 60.0) -> None:
+    def init(self) -> None:
         """Fence older instances with the same transactional.id and abort their transaction."""
-        self._call(self._producer.init_transactions, timeout)
+        self._call(self._producer.init_transactions, 10.0)
 
     def begin(self) -> None:
         if not self.in_transaction:
@@ -47,7 +104,7 @@ class TransactionalProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
         partition: int = -1,
-        on_delivery: DeliveryCallback | None = None,
+        on_delivery: OnDelivery | None = None,
     ) -> None:
         while True:
             try:
@@ -55,27 +112,45 @@ class TransactionalProducer:
                     self._producer.produce(topic, value, key)  # the hot path: fewest arguments
                 else:
                     self._producer.produce(
-                        topic, value, key, partition, on_delivery, headers=headers
+                        topic, value, key, partition, _callback(on_delivery), headers=headers
                     )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)
+            except KafkaException as exception:
+                raise_for(error_of(exception), f"producing to {topic}", self.errors.where)
 
-    def flush(self, timeout: float) -> None:
-        if self._producer.flush(timeout) > 0:
-            raise TransactionAborted(f"records still undelivered after {timeout:.0f} s")
+    def flush(self, deadline: float | None = None) -> None:
+        """Wait until every record is delivered or has failed (its callback says which).
 
-    def commit(self, offsets: list[TopicPartition], group_metadata: object, timeout: float) -> None:
+        librdkafka retries records until `message.timeout.ms`, so this ends; `KafkaUnavailable`
+        when `deadline` (monotonic) passes first, or once stopping, after a grace."""
+        patience = _Patience(deadline, self._stopping)
+        while self._producer.flush(1.0) > 0:
+            self.errors.check("delivering records")
+            if patience.exhausted():
+                raise KafkaUnavailable(f"records still undelivered to {self.errors.where}")
+            self.errors.throttle.warning("flush", "records not delivered yet: waiting for Kafka")
+
+    def commit(
+        self, offsets: list[TopicPartition], group_metadata: object, deadline: float | None = None
+    ) -> None:
         """Send `offsets` to the transaction, then commit it."""
         if offsets:
-            self._call(self._producer.send_offsets_to_transaction, offsets, group_metadata, timeout)
-        self._call(self._producer.commit_transaction, timeout)
+            self._call(
+                self._producer.send_offsets_to_transaction,
+                offsets,
+                group_metadata,
+                5.0,
+                deadline=deadline,
+            )
+        self._call(self._producer.commit_transaction, 5.0, deadline=deadline)
         self.in_transaction = False
 
-    def abort(self, timeout: float = 30.0) -> None:
+    def abort(self, deadline: float | None = None) -> None:
         if self.in_transaction:
+            self._call(self._producer.abort_transaction, 5.0, deadline=deadline)
             self.in_transaction = False
-            self._call(self._producer.abort_transaction, timeout)
 
     def poll(self, timeout: float = 0) -> None:
         self._producer.poll(timeout)
@@ -83,19 +158,146 @@ class TransactionalProducer:
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)
 
-    @staticmethod
-    def _call(operation: Callable[..., None], *args: object, attempts: int = 10) -> None:
-        """Run a transaction operation, retrying retriable errors and classifying the others."""
-        for attempt in range(attempts):
+    def _call(
+        self, operation: Callable[..., None], *args: object, deadline: float | None = None
+    ) -> None:
+        """Run a transaction operation; retry retriable errors (see `_Patience`); raise the
+        others as TransactionAborted, FatalKafkaError or KafkaAuthError."""
+        backoff = Backoff()
+        patience = _Patience(deadline, self._stopping)
+        name = operation.__name__
+        while True:
             try:
                 operation(*args)
                 return
             except KafkaException as exception:
-                error: KafkaError = exception.args[0]
-                if error.fatal():
-                    raise FatalKafkaError(f"{operation.__name__}: {error.str()}") from exception
-                if error.txn_requires_abort():
-                    raise TransactionAborted(f"{operation.__name__}: {error.str()}") from exception
-                if not error.retriable() or attempt == attempts - 1:
-                    raise FatalKafkaError(f"{operation.__name__}: {error.str()}") from exception
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+                error = error_of(exception)
+                self.errors.check(name)
+                if classify(error) is not Kind.RETRIABLE:
+                    raise_for(error, name, self.errors.where)
+                if patience.exhausted():
+                    raise KafkaUnavailable(f"{name}: {error.str()} (gave up waiting)") from None
+                self.errors.throttle.warning(name, f"{name}: {error.str()} (retrying)")
+                backoff.sleep()
+
+
+class _Patience:
+    """How long retriable errors are waited out: until `deadline` (monotonic) if there is one;
+    else while the process runs, and for `SHUTDOWN_GRACE_S` once it stops."""
+
+    def __init__(self, deadline: float | None, stopping: Stopping) -> None:
+        self._deadline, self._stopping = deadline, stopping
+        self._stop_deadline: float | None = None
+
+    def exhausted(self) -> bool:
+        now = time.monotonic()
+        if self._deadline is not None and now > self._deadline:
+            return True
+        if self._stopping():
+            if self._stop_deadline is None:
+                self._stop_deadline = now + SHUTDOWN_GRACE_S
+            return now > self._stop_deadline
+        return False
+
+
+class Producer:
+    """An idempotent producer: each record is written once, in order per partition, retried
+    through leader moves by librdkafka. A producer that hits a fatal error (which only a new
+    producer can clear) is replaced: records it still held fail their delivery callback, so
+    their senders can send them again."""
+
+    def __init__(self, kafka: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> None:
+        self.errors = ClientErrors(bootstrap_of(kafka))
+        self._config = client_config(
+            kafka, {"linger.ms": 1, **(defaults or {})}, {"enable.idempotence": True}
+        )
+        self._lock = threading.Lock()
+        self._producer = self._new()
+
+    def _new(self) -> _Producer:
+        self.errors.broken = None
+        return _Producer({**self._config, "error_cb": self.errors}, logger=_log)
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        on_delivery: OnDelivery | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue a record; `on_delivery` is called (from `poll`) with its `Delivery`."""
+        callback = _callback(on_delivery)
+        while True:
+            self._renew_if_broken()
+            try:
+                self._producer.produce(topic, value, key, on_delivery=callback, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exception:
+                error = error_of(exception)
+                if classify(error) is not Kind.FATAL:
+                    raise_for(error, f"producing to {topic}", self.errors.where)
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        timeout: float,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Delivery:
+        """Produce one record and wait until the broker has it; `KafkaUnavailable` after
+        `timeout` (the record may still arrive later: sending it again must be harmless)."""
+        done = threading.Event()
+        reports: list[Delivery] = []
+
+        def delivered(report: Delivery) -> None:
+            reports.append(report)
+            done.set()
+
+        self.produce(topic, key, value, delivered, headers)
+        deadline = time.monotonic() + timeout
+        while not done.is_set():
+            self._producer.poll(0.05)
+            self.errors.check(f"producing to {topic}")
+            if time.monotonic() > deadline and not done.is_set():
+                raise KafkaUnavailable(
+                    f"Kafka at {self.errors.where} did not acknowledge a record to {topic} "
+                    f"within {timeout:g} s (it may still be written). Check the brokers."
+                )
+        return reports[0]
+
+    def poll(self, timeout: float = 0) -> int:
+        served = self._producer.poll(timeout)
+        self._renew_if_broken()
+        return served
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` for every queued record; return how many are still queued."""
+        return self._producer.flush(timeout)
+
+    def _renew_if_broken(self) -> None:
+        broken = self.errors.broken
+        if broken is None:
+            return
+        if classify(broken) is not Kind.FATAL:
+            self.errors.check("producing")  # refused credentials: raise, a new one won't help
+        with self._lock:
+            if self.errors.broken is None:
+                return
+            _log.warning("Kafka producer failed (%s): replacing it", broken.str())
+            old = self._producer
+            old.purge()
+            old.flush(0)  # fails the purged records' callbacks: their senders send them again
+            self._producer = self._new()
+
+
+__all__ = [
+    "Delivery",
+    "FatalKafkaError",
+    "Producer",
+    "TransactionAborted",
+    "TransactionalProducer",
+]

@@ -8,6 +8,6 @@ exactly-once commits through Kafka transactions, durable timers, dead letters an
 from infinitic_streams.streams.app import StreamApp
 from infinitic_streams.streams.config import StreamConfig
 from infinitic_streams.streams.context import Context
-from infinitic_streams.streams.processor import Processor, Record, Timer
+from infinitic_streams.streams.processor import Processor, Record, RetryLater, Timer
 
-__all__ = ["Context", "Processor", "Record", "StreamApp", "StreamConfig", "Timer"]
+__all__ = ["Context", "Processor", "Record", "RetryLater", "StreamApp", "StreamConfig", "Timer"]

@@ -6,8 +6,12 @@ Loop, until stopped (SIGTERM, SIGINT or `stop()`):
 3. Every `timer_interval_ms`, fire the timers that fell due, inside the open transaction.
 4. Commit when input goes idle, or after `commit_interval_ms` / `commit_every` messages.
 
-Rebalances: assigned partitions open their store and restore it (paused until restored);
-revoked partitions commit their pending work first; lost partitions drop it.
+Rebalances (`partitions.py`): assigned partitions open their store and restore it (paused
+until restored); revoked partitions commit their pending work first; lost partitions drop it.
+
+Kafka errors: retriable ones (a broker restarting, a leader or coordinator moving) are waited
+out where they happen; the loop ends only on a fatal one (a fenced producer, refused
+credentials), or when stopped.
 """
 
 from __future__ import annotations
@@ -19,37 +23,34 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from infinitic_streams.errors import InfiniticError
-from infinitic_streams.kafka.admin import TopicSpec, ensure_topics, new_admin, topic_partitions
-from infinitic_streams.kafka.consume import consume_available
+from infinitic_streams.kafka.admin import Admin, TopicSpec
+from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
 from infinitic_streams.kafka.producer import TransactionalProducer
-from infinitic_streams.protocol import DeadLetter, Envelope, encode
 from infinitic_streams.streams.checkpoint import Checkpoint
 from infinitic_streams.streams.config import StreamConfig
 from infinitic_streams.streams.context import Context
+from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.streams.metrics import StreamMetrics
-from infinitic_streams.streams.processor import Processor, Record, Timer
+from infinitic_streams.streams.partitions import AssignedPartition, Partitions
+from infinitic_streams.streams.processor import Processor, Record, RetryLater, Timer
+from infinitic_streams.streams.state.changelog import changelog_key
 from infinitic_streams.streams.state.recovery import Recovery
 from infinitic_streams.streams.state.store import (
     META,
     TIMER_HINT,
     TIMER_INDEX,
     TIMERS,
-    PartitionStore,
     decode_u64,
     encode_u64,
 )
-from infinitic_streams.streams.state.transaction import PartitionTransaction
 
 logger = logging.getLogger("infinitic_streams.streams")
-kafka_logger = logging.getLogger("infinitic_streams.kafka")
 
 
 class StateDirLocked(InfiniticError):
@@ -58,13 +59,6 @@ class StateDirLocked(InfiniticError):
 
 class OutputTooLarge(InfiniticError):
     """A handler emitted a message over the size limit; its input is dead-lettered."""
-
-
-@dataclass
-class AssignedPartition:
-    store: PartitionStore
-    transaction: PartitionTransaction
-    ready: bool = False
 
 
 class StreamApp:
@@ -84,13 +78,19 @@ class StreamApp:
         self.dlq_topic = config.topic("dlq")
         self.state_path = Path(config.state_dir) / config.namespace / processor.name
         self.metrics = StreamMetrics(config.namespace, processor.name, registry)
-        self.partitions: dict[int, AssignedPartition] = {}
         self._stop = threading.Event()
         self._lock_file: IO[str] | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish: it commits pending work and leaves the group."""
         self._stop.set()
+
+    def partitions_ready(self) -> list[int]:
+        """The partitions this app owns and has restored, i.e. processes."""
+        partitions: Partitions | None = getattr(self, "partitions", None)
+        if partitions is None:
+            return []
+        return sorted(n for n, p in list(partitions.assigned.items()) if p.ready)
 
     def run(self) -> None:
         """Process until `stop()`, SIGTERM or SIGINT; then shut down cleanly."""
@@ -100,12 +100,14 @@ class StreamApp:
             next_timers = next_metrics = time.monotonic()
             while not self._stop.is_set():
                 now = time.monotonic()
+                if self.partitions.pending:
+                    self.partitions.open_pending()
                 if self.recovery.active:
                     for partition in self.recovery.step():
-                        self._resume(partition)
+                        self.partitions.resume(partition)
                 idle = self.checkpoint.pending or self.recovery.active
                 wait = 0.0 if idle else max(0.0, min(next_timers - now, 0.1))
-                messages = consume_available(self.consumer, self.config.max_poll_records, wait)
+                messages = self.consumer.consume(self.config.max_poll_records, wait)
                 if messages:
                     self._handle_batch(messages)
                 now = time.monotonic()
@@ -128,42 +130,33 @@ class StreamApp:
         config = self.config
         self.state_path.mkdir(parents=True, exist_ok=True)
         self._lock_state_dir()
-        partitions = self._check_topics()
-        common = {"bootstrap.servers": config.bootstrap_servers}
+        admin = Admin(config.kafka)
+        partitions = self._check_topics(admin)
         self.producer = TransactionalProducer(
-            {**common, "transaction.timeout.ms": 60_000, **config.producer},
+            {**config.kafka, **config.producer},
             self._transactional_id(),
-            kafka_logger,
+            {"message.max.bytes": config.max_message_bytes + 1024},
+            stopping=self._stop.is_set,
         )
         self.producer.init()
         self.consumer = Consumer(
+            {**config.kafka, **config.consumer},
+            config.topic(self.processor.name),
             {
-                **common,
-                "group.id": config.topic(self.processor.name),
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # range keeps partition p of every input topic on the same member.
-                "partition.assignment.strategy": "range",
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": max(config.session_timeout_ms // 5, 500),
-                **config.consumer,
             },
-            logger=kafka_logger,
+            # range keeps partition p of every input topic on the same member.
+            {"isolation.level": "read_committed", "partition.assignment.strategy": "range"},
         )
         restore_consumer = Consumer(
-            {
-                **common,
-                "group.id": config.topic(f"{self.processor.name}.restore"),
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            },
-            logger=kafka_logger,
+            {**config.kafka, **config.consumer},
+            config.topic(f"{self.processor.name}.restore"),  # never joined nor committed
+            required={"isolation.level": "read_committed"},
         )
         self.recovery = Recovery(
             restore_consumer,
-            new_admin(config.bootstrap_servers),
+            admin,
             self.changelog_topic,
             self.metrics,
             self._log,
@@ -177,44 +170,55 @@ class StreamApp:
             self.metrics,
             self._log,
         )
+        self.partitions = Partitions(
+            self.consumer,
+            self.checkpoint,
+            self.recovery,
+            self.state_path,
+            self.processor.stores,
+            self.metrics,
+            self._log,
+            config.revoke_timeout_s,
+        )
         self.consumer.subscribe(
             list(self.processor.input_topics),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            on_assign=self.partitions.on_assign,
+            on_revoke=self.partitions.on_revoke,
+            on_lost=self.partitions.on_lost,
         )
         self._log(
             f"started on {len(self.processor.input_topics)} topic(s), {partitions} partitions"
         )
 
     def _shutdown(self) -> None:
+        """Commit (bounded once stopping: see TransactionalProducer), leave the group, close."""
         try:
             if self.checkpoint.pending:
                 self._commit()
         finally:
             self.consumer.close()  # leaves the group; revokes (nothing pending) and closes stores
-            self._close_partitions(list(self.partitions))
+            self.partitions.close(list(self.partitions.assigned))
             self.recovery.close()
             self.producer.close()
             if self._lock_file is not None:
                 self._lock_file.close()
             self._log("stopped")
 
-    def _check_topics(self) -> int:
+    def _check_topics(self, admin: Admin) -> int:
         """Inputs must exist with equal partition counts; changelog and DLQ are created."""
-        counts = topic_partitions(self.config.bootstrap_servers, self.processor.input_topics)
+        counts = admin.topic_partitions(self.processor.input_topics)
         if len(set(counts.values())) != 1:
             raise InfiniticError(
                 f"input topics of {self.processor.name} must have the same partition count "
                 f"(co-partitioning), found {counts}"
             )
         partitions = next(iter(counts.values()))
-        ensure_topics(
-            self.config.bootstrap_servers,
+        sized = {"max.message.bytes": str(self.config.max_message_bytes)}
+        admin.ensure_topics(
             [
-                TopicSpec(self.changelog_topic, partitions, {"cleanup.policy": "compact"}),
-                TopicSpec(self.dlq_topic, 1),
-            ],
+                TopicSpec(self.changelog_topic, partitions, {"cleanup.policy": "compact", **sized}),
+                TopicSpec(self.dlq_topic, 1, sized),
+            ]
         )
         return partitions
 
@@ -229,7 +233,10 @@ class StreamApp:
             ) from None
 
     def _transactional_id(self) -> str:
-        """Stable across restarts, so a restart fences its own dangling transaction at once."""
+        """Stable across restarts, so a restart fences its own dangling transaction at once:
+        from `instance_id` when set, else kept in the state directory."""
+        if self.config.instance_id is not None:
+            return f"{self.config.topic(self.processor.name)}.{self.config.instance_id}"
         path = self.state_path / "transactional.id"
         if not path.exists():
             path.write_text(f"{self.config.topic(self.processor.name)}.{uuid.uuid4()}\n")
@@ -246,20 +253,23 @@ class StreamApp:
     def _handle_batch(self, messages: list[Message]) -> None:
         self.checkpoint.begin()
         handled = 0
-        for message in messages:
-            handled += self._handle(message)
+        try:
+            for message in messages:
+                handled += self._handle(message)
+        except RetryLater as reason:
+            self._retry_later(reason)
+            return
         self.metrics.processed.inc(handled)
+
+    def _retry_later(self, reason: RetryLater) -> None:
+        """A handler cannot go on now (a resource it needs is not there yet): the transaction
+        is aborted, and its inputs and timers are processed again after a pause."""
+        self.checkpoint.abort(self.partitions.transactions(), f"retried later: {reason}")
 
     def _handle(self, message: Message) -> bool:
         """Process one message (or dead-letter it); False if it must be consumed again."""
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise InfiniticError(f"consumer failed: {error.str()}")
-            self._log(f"consumer error: {error.str()}")
-            return False
         topic, number, offset = message.topic(), message.partition(), message.offset()
-        partition = self.partitions.get(number)
+        partition = self.partitions.assigned.get(number)
         if partition is None or not partition.ready:
             # Fetched just before a pause or revoke: it will be consumed again later.
             self.consumer.seek(TopicPartition(topic, number, offset))
@@ -276,7 +286,10 @@ class StreamApp:
             context = Context(partition.transaction, number)
             try:
                 self.processor.process(context, record)
-                self._check_outputs(context)
+                self._check_sizes(context)
+            except RetryLater:
+                self.checkpoint.consumed(topic, number, offset)  # so that the abort rewinds it
+                raise
             except Exception:
                 self._dead_letter(
                     message,
@@ -289,9 +302,10 @@ class StreamApp:
         self.checkpoint.consumed(topic, number, offset)
         return True
 
-    def _check_outputs(self, context: Context) -> None:
-        """Refuse the handler's work if an output is too large for Kafka: checked before any
-        output is produced, so that the input is dead-lettered with nothing applied."""
+    def _check_sizes(self, context: Context) -> None:
+        """Refuse the handler's work if an output or a changelog record is too large for
+        Kafka: checked before anything is produced, so that the input is dead-lettered with
+        nothing applied (a transaction Kafka refuses would be aborted again and again)."""
         limit = self.config.max_message_bytes
         for output in context.outputs:
             size = len(output.key or b"") + len(output.value or b"")
@@ -300,6 +314,14 @@ class StreamApp:
                     f"an output of {size} bytes to {output.topic} is over the {limit}-byte "
                     "message limit (StreamConfig.max_message_bytes)"
                 )
+        for family, entries in context.changes.items():
+            for key, value in entries.items():
+                size = len(changelog_key(family, key)) + len(value or b"")
+                if size > limit:
+                    raise OutputTooLarge(
+                        f"a state record of {size} bytes is over the {limit}-byte message "
+                        "limit of the changelog (StreamConfig.max_message_bytes)"
+                    )
 
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
@@ -316,16 +338,18 @@ class StreamApp:
             source_offset=message.offset(),
             key=message.key(),
             value=message.value(),
+            headers=list(message.headers() or []),
         )
-        self._produce_dead_letter(dead, message.key())
-        self._log(f"dead-lettered {message.topic()}[{message.partition()}]@{message.offset()}")
+        self._produce_dead_letter(dead)
 
-    def _produce_dead_letter(self, dead: DeadLetter, key: bytes | None) -> None:
-        envelope = Envelope(
-            message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=dead
-        )
-        self.producer.produce(self.dlq_topic, key, encode(envelope))
+    def _produce_dead_letter(self, dead: DeadLetter) -> None:
+        self.producer.produce(self.dlq_topic, dead.key, dead.value, dead.record_headers())
         self.metrics.dead_letters.inc()
+        first_line = dead.reason.strip().splitlines()[-1] if dead.reason.strip() else ""
+        self._log(
+            f"dead-lettered {dead.source_topic}[{dead.source_partition}]@{dead.source_offset} "
+            f"to {self.dlq_topic}: {first_line}"
+        )
 
     def _fire_timers(self) -> None:
         """Fire due timers of every ready partition inside the open transaction.
@@ -336,7 +360,7 @@ class StreamApp:
         """
         now_ms = int(time.time() * 1000)
         limit = self.config.max_timers_per_scan
-        for number, partition in self.partitions.items():
+        for number, partition in self.partitions.assigned.items():
             if not partition.ready:
                 continue
             due = partition.transaction.due_timers(now_ms, limit)
@@ -346,8 +370,12 @@ class StreamApp:
             self.checkpoint.touch(number)
             hint = decode_u64(due[-1][0][:8]) if len(due) == limit else now_ms + 1
             partition.transaction.update({META: {TIMER_HINT: encode_u64(hint)}})
-            for timers_key, payload in due:
-                self._fire(number, partition, timers_key, payload)
+            try:
+                for timers_key, payload in due:
+                    self._fire(number, partition, timers_key, payload)
+            except RetryLater as reason:
+                self._retry_later(reason)
+                return
 
     def _fire(
         self, number: int, partition: AssignedPartition, timers_key: bytes, payload: bytes
@@ -358,7 +386,9 @@ class StreamApp:
         context.delete(timer.key, TIMER_INDEX)
         try:
             self.processor.on_timer(context, timer)
-            self._check_outputs(context)
+            self._check_sizes(context)
+        except RetryLater:
+            raise
         except Exception:
             dead = DeadLetter(
                 reason=f"{self.processor.name} failed on a timer:\n{traceback.format_exc()}",
@@ -368,7 +398,7 @@ class StreamApp:
                 key=timer.key,
                 value=payload,
             )
-            self._produce_dead_letter(dead, timer.key)
+            self._produce_dead_letter(dead)
             partition.transaction.update(
                 {TIMERS: {timers_key: None}, TIMER_INDEX: {timer.key: None}}
             )
@@ -385,58 +415,7 @@ class StreamApp:
         )
 
     def _commit(self) -> None:
-        self.checkpoint.commit(self._transactions())
-
-    def _transactions(self) -> dict[int, PartitionTransaction]:
-        return {number: p.transaction for number, p in self.partitions.items()}
-
-    # -- rebalancing ------------------------------------------------------------------------
-
-    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
-        """Open each partition's store; pause the ones that must be restored first."""
-        consumer.assign(assigned)
-        committed = consumer.committed(assigned, timeout=30)
-        for tp in committed:
-            self.checkpoint.committed[(tp.topic, tp.partition)] = tp.offset
-        numbers = sorted({tp.partition for tp in assigned})
-        stores = {
-            n: PartitionStore(self.state_path / str(n), self.processor.stores) for n in numbers
-        }
-        for number, store in stores.items():
-            self.partitions[number] = AssignedPartition(store, PartitionTransaction(store))
-        for number in self.recovery.start(stores):
-            self.partitions[number].ready = True
-        to_pause = [tp for tp in assigned if not self.partitions[tp.partition].ready]
-        if to_pause:
-            consumer.pause(to_pause)
-        self._log(f"assigned partitions {numbers}")
-
-    def _resume(self, number: int) -> None:
-        partition = self.partitions.get(number)
-        if partition is None:
-            return
-        partition.ready = True
-        self.consumer.resume([tp for tp in self.consumer.assignment() if tp.partition == number])
-
-    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
-        """Commit pending work while the partitions are still ours, then close them."""
-        if self.checkpoint.pending:
-            self.checkpoint.commit(self._transactions(), timeout=self.config.revoke_timeout_s)
-        self._close_partitions(sorted({tp.partition for tp in revoked}))
-
-    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
-        """The partitions already belong to another member: drop the work, do not commit."""
-        if self.checkpoint.pending:
-            self.checkpoint.abort(self._transactions(), "partitions lost", rewind=False)
-        self._close_partitions(sorted({tp.partition for tp in lost}))
-
-    def _close_partitions(self, numbers: list[int]) -> None:
-        for number in numbers:
-            partition = self.partitions.pop(number, None)
-            if partition is not None:
-                self.recovery.cancel(number)
-                partition.store.close()
-                self.metrics.forget(number)
+        self.checkpoint.commit(self.partitions.transactions())
 
     # -- observability ----------------------------------------------------------------------
 
@@ -445,14 +424,13 @@ class StreamApp:
             (tp.topic, tp.partition): tp.offset
             for tp in self.consumer.position(self.consumer.assignment())
         }
-        for number, partition in self.partitions.items():
+        for number, partition in self.partitions.assigned.items():
             lag = 0
             for topic in self.processor.input_topics:
                 position = positions.get((topic, number), -1)
-                tp = TopicPartition(topic, number)
-                high = self.consumer.get_watermark_offsets(tp, cached=True)
+                high = self.consumer.cached_end_offset(TopicPartition(topic, number))
                 if high is not None and position >= 0:
-                    lag += max(0, high[1] - position)
+                    lag += max(0, high - position)
             keys = sum(partition.store.estimate_keys(s) for s in self.processor.stores)
             timers = partition.store.estimate_keys(TIMER_INDEX)
             self.metrics.partition(number, keys, timers, lag)

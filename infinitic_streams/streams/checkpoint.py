@@ -11,6 +11,8 @@ Commit protocol:
 
 An abortable error in steps 1-4 aborts the transaction: nothing reaches RocksDB, the buffered
 changes are dropped, and the consumer rewinds to the last committed offsets to redo the work.
+Retriable errors (a broker restarting, a coordinator moving) are waited out by the producer;
+aborts in a row back off (up to 5 s), so a cluster that keeps refusing is not hammered.
 """
 
 from __future__ import annotations
@@ -18,18 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-
-from infinitic_streams.kafka.producer import (
-    FatalKafkaError,
-    TransactionAborted,
-    TransactionalProducer,
-)
+from infinitic_streams.kafka.consumer import Consumer, TopicPartition
+from infinitic_streams.kafka.errors import KafkaUnavailable, TransactionAborted
+from infinitic_streams.kafka.producer import Delivery, TransactionalProducer
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.changelog import changelog_records
 from infinitic_streams.streams.state.transaction import PartitionTransaction
 
-MAX_CONSECUTIVE_ABORTS = 5
+MAX_ABORT_BACKOFF_S = 5.0
 Log = Callable[[str], None]
 
 
@@ -42,7 +40,6 @@ class Checkpoint:
         changelog_topic: str,
         metrics: StreamMetrics,
         log: Log,
-        timeout: float = 30.0,
     ) -> None:
         self._producer = producer
         self._consumer = consumer
@@ -50,7 +47,6 @@ class Checkpoint:
         self._changelog = changelog_topic
         self._metrics = metrics
         self._log = log
-        self._timeout = timeout
         self.offsets: dict[tuple[str, int], int] = {}  # next offset to consume, uncommitted
         self.committed: dict[tuple[str, int], int] = {}
         self.touched: set[int] = set()  # partitions with work in this transaction
@@ -80,18 +76,26 @@ class Checkpoint:
     def commit(
         self, transactions: dict[int, PartitionTransaction], timeout: float | None = None
     ) -> bool:
-        """Commit the open transaction; False if it had to be aborted (work will be redone)."""
+        """Commit the open transaction; False if it had to be aborted (work will be redone).
+
+        Without `timeout`, retriable errors are waited out (bounded only once the app stops);
+        with it (a revoke), `KafkaUnavailable` ends the wait and the transaction is aborted."""
         started = time.monotonic()
-        timeout = timeout or self._timeout
+        deadline = None if timeout is None else started + timeout
         try:
             changelog_ends = self._produce_changelogs(transactions)
-            self._producer.flush(timeout)
+            self._producer.flush(deadline)
             self._check_delivery(changelog_ends)
             offsets = self._offsets_to_commit()
-            metadata = self._consumer.consumer_group_metadata()
-            self._producer.commit(offsets, metadata, timeout)
+            metadata = self._consumer.group_metadata()
+            self._producer.commit(offsets, metadata, deadline)
         except TransactionAborted as reason:
             self.abort(transactions, reason=str(reason))
+            return False
+        except KafkaUnavailable as reason:
+            if deadline is None:
+                raise
+            self.abort(transactions, reason=str(reason), rewind=False)
             return False
         for partition in self.touched:
             transaction = transactions.get(partition)
@@ -114,22 +118,17 @@ class Checkpoint:
         self, transactions: dict[int, PartitionTransaction], reason: str, rewind: bool = True
     ) -> None:
         """Abort the open transaction, drop its buffered changes, rewind the consumer."""
-        self._log(f"aborting transaction: {reason}")
-        self._metrics.aborts.inc()
         self._aborts_in_a_row += 1
-        if self._aborts_in_a_row > MAX_CONSECUTIVE_ABORTS:
-            raise FatalKafkaError(
-                f"{self._aborts_in_a_row} transactions aborted in a row: {reason}"
-            )
-        try:
-            self._producer.abort(self._timeout)
-        except TransactionAborted as again:
-            raise FatalKafkaError(f"abort failed: {again}") from again
+        self._log(f"aborting transaction ({self._aborts_in_a_row} in a row): {reason}")
+        self._metrics.aborts.inc()
+        self._producer.abort()
         for transaction in transactions.values():
             transaction.clear()
         if rewind:
             self._rewind()
         self._reset()
+        if self._aborts_in_a_row > 1:  # the cluster keeps refusing: give it time
+            time.sleep(min(0.1 * 2 ** (self._aborts_in_a_row - 2), MAX_ABORT_BACKOFF_S))
 
     def _produce_changelogs(
         self, transactions: dict[int, PartitionTransaction]
@@ -144,11 +143,11 @@ class Checkpoint:
                 continue
             end = ends[partition] = [-1]
 
-            def delivered(error: KafkaError | None, message: Message, end=end) -> None:
-                if error is not None:
-                    errors.append(error.str())
+            def delivered(report: Delivery, end: list[int] = end) -> None:
+                if report.error is not None:
+                    errors.append(report.error)
                 else:
-                    end[0] = max(end[0], message.offset())
+                    end[0] = max(end[0], report.offset)
 
             for key, value in changelog_records(transaction.changes):
                 self._producer.produce(self._changelog, key, value, None, partition, delivered)

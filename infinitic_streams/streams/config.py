@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
+from infinitic_streams.topics import message_limit
 
 
 @dataclass
 class StreamConfig:
-    bootstrap_servers: str
+    # The user's whole librdkafka settings (bootstrap servers, security, tuning): every Kafka
+    # client of the app gets them.
+    kafka: Mapping[str, Any]
     namespace: str = "default"
     state_dir: Path = Path(".infinitic/state")
+    # Names this process among the app's instances, for its transactional.id (which fences a
+    # previous incarnation's open transaction). Give each instance a stable one that survives
+    # the loss of its state directory (e.g. a StatefulSet pod name); None keeps a random id in
+    # the state directory.
+    instance_id: str | None = None
     # A transaction commits when input goes idle, or after this long / this many messages.
     commit_interval_ms: int = 100
     commit_every: int = 1000
@@ -22,9 +34,10 @@ class StreamConfig:
     metrics_interval_s: float = 5.0
     # Older local state is rebuilt from the whole changelog (half the default tombstone life).
     max_state_age_s: float = 12 * 3600
-    # Outputs larger than this are refused (the input is dead-lettered): Kafka's default limit.
-    max_message_bytes: int = 1_000_000
-    # Extra librdkafka settings, overriding ours.
+    # Records (outputs, changelog records) larger than this are refused before anything is
+    # produced, and the input is dead-lettered; topics and producers allow this much.
+    max_message_bytes: int = message_limit(DEFAULT_MAX_PAYLOAD_BYTES)
+    # librdkafka settings for one role only, over `kafka`.
     consumer: dict[str, object] = field(default_factory=dict)
     producer: dict[str, object] = field(default_factory=dict)
 

@@ -39,6 +39,12 @@ class Timer:
     payload: bytes
 
 
+class RetryLater(Exception):
+    """Raised by a handler when something it needs is not available yet (e.g. Kafka did not
+    create a topic in time): its input is not dead-lettered; the open transaction is aborted
+    and its inputs are processed again after a pause."""
+
+
 class Processor:
     """Base class of processors. Subclasses set `name` and `input_topics` and override
     `process` (and `on_timer` if they schedule timers).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from confluent_kafka import TopicPartition
+from infinitic_streams.kafka.consumer import TopicPartition
 
 
 class OffsetTracker:
@@ -37,6 +37,13 @@ class OffsetTracker:
                     self._committed[key] = offset
                     moved.append(TopicPartition(key[0], key[1], offset))
         return moved
+
+    def uncommitted(self, offsets: list[TopicPartition]) -> None:
+        """A commit of these offsets failed: `committable` returns them again."""
+        with self._lock:
+            for tp in offsets:
+                if self._committed.get((tp.topic, tp.partition)) == tp.offset:
+                    del self._committed[(tp.topic, tp.partition)]
 
     def forget(self, partitions: list[TopicPartition]) -> None:
         with self._lock:

@@ -8,6 +8,11 @@ Loop of the worker's thread:
 4. Once a result is acknowledged by Kafka, its input offset counts as finished; the consumer
    commits, per partition, up to the first offset not finished yet. A crash re-runs the
    unfinished tasks elsewhere (the engine ignores duplicate results).
+
+Kafka faults: a result Kafka could not take (brokers down longer than the producer retries)
+is sent again, with backoff, until it is acknowledged; a result over `max_payload_bytes`
+fails its task with `PayloadTooLarge` (not retried); consumer and commit errors of a moving
+cluster are logged and waited out.
 """
 
 from __future__ import annotations
@@ -19,18 +24,17 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-
 from infinitic_streams import payload
 from infinitic_streams.definitions import ServiceSpec, service_spec
-from infinitic_streams.errors import SerializationError
-from infinitic_streams.kafka.consume import consume_available
+from infinitic_streams.errors import PayloadTooLarge, SerializationError
+from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
+from infinitic_streams.kafka.producer import Delivery, Producer
 from infinitic_streams.protocol import (
-    DeadLetter,
     Envelope,
     ErrorInfo,
     ExecuteTask,
@@ -40,45 +44,38 @@ from infinitic_streams.protocol import (
     decode,
     encode,
 )
+from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.offsets import OffsetTracker
 from infinitic_streams.worker.task_context import TaskContext, set_task_context
 
 logger = logging.getLogger("infinitic_streams.worker")
-kafka_logger = logging.getLogger("infinitic_streams.kafka")
 COMMIT_INTERVAL_S = 0.2
+RESEND_DELAY_S = 1.0
+Position = tuple[str, int, int]  # topic, partition, offset of the task
 
 
 class ServiceWorker:
     def __init__(
         self,
         implementation: object,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         topics: Topics,
         concurrency: int = 16,
-        kafka: dict[str, Any] | None = None,
     ) -> None:
         self.implementation = implementation
         self.spec: ServiceSpec = service_spec(implementation)
         self.topics = topics
         self.topic = topics.tasks(self.spec.name)
         self.concurrency = concurrency
-        common = {"bootstrap.servers": bootstrap, **(kafka or {})}
         self._consumer = Consumer(
-            {
-                **common,
-                "group.id": f"{topics.namespace}.service.{self.spec.name}",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-            },
-            logger=kafka_logger,
+            kafka,
+            topics.service_group(self.spec.name),
+            {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000},
+            {"isolation.level": "read_committed"},
         )
-        self._producer = Producer(
-            {**common, "enable.idempotence": True, "linger.ms": 1}, logger=kafka_logger
-        )
+        self._producer = Producer(kafka, {"message.max.bytes": topics.max_message_bytes + 1024})
+        self._resend: deque[tuple[Any, ...]] = deque()  # (due, the arguments of _send)
         self._offsets = OffsetTracker()
         self._running = 0
         self._lock = threading.Lock()
@@ -94,17 +91,19 @@ class ServiceWorker:
             while not stop.is_set():
                 free = self.concurrency - self._running
                 if free > 0:
-                    for message in consume_available(self._consumer, free, 0.05):
+                    for message in self._consumer.consume(free, 0.05):
                         self._start(message)
                 else:
                     self._producer.poll(0.01)
                 self._producer.poll(0)
+                self._send_again()
                 if time.monotonic() >= next_commit:
                     self._commit()
                     next_commit = time.monotonic() + COMMIT_INTERVAL_S
         finally:
-            self._pool.shutdown(wait=True)
-            self._producer.flush(30)
+            self._pool.shutdown(wait=True)  # running tasks finish (their results are sent)
+            if self._producer.flush(30) > 0:
+                logger.warning("service %s: results not delivered: rerun later", self.spec.name)
             self._commit()
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
@@ -113,10 +112,6 @@ class ServiceWorker:
     # -- one task ------------------------------------------------------------------------------
 
     def _start(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            logger.warning("service %s: consumer error %s", self.spec.name, error.str())
-            return
         position = (message.topic(), message.partition(), message.offset())
         self._offsets.started(*position)
         try:
@@ -187,7 +182,8 @@ class ServiceWorker:
     ) -> TaskCompleted | TaskFailed:
         try:
             data = payload.encode(value, return_hint, path="result")
-        except SerializationError as error:
+            payload.check_size([data], self.topics.max_payload_bytes, "the task's result")
+        except (SerializationError, PayloadTooLarge) as error:
             return self._failed(task, error)
         return TaskCompleted(
             task_id=task.task_id,
@@ -198,7 +194,7 @@ class ServiceWorker:
 
     def _failed(self, task: ExecuteTask, error: Exception) -> TaskFailed:
         retryable = self.spec.retry.retries(error) and not isinstance(
-            error, UnknownMethod | SerializationError
+            error, UnknownMethod | SerializationError | PayloadTooLarge
         )
         return TaskFailed(
             task_id=task.task_id,
@@ -213,46 +209,68 @@ class ServiceWorker:
         )
 
     def _finished(
-        self,
-        task: ExecuteTask,
-        result: TaskCompleted | TaskFailed,
-        position: tuple[str, int, int],
+        self, task: ExecuteTask, result: TaskCompleted | TaskFailed, position: Position
     ) -> None:
         """Send the result now (from the task's thread: producing is thread-safe)."""
-        self._send(self.topics.engine, task.workflow_id.encode(), result, position)
+        value = _envelope(result)
+
+        def refused(reason: str) -> bytes:  # the topic takes less than we do: fail the task
+            what = f"the task's result record (refused by {self.topics.engine}: {reason})"
+            error = PayloadTooLarge(what, len(value), self.topics.max_message_bytes)
+            return _envelope(self._failed(task, error))
+
+        key = task.workflow_id.encode()
+        fallback = refused if isinstance(result, TaskCompleted) else None
+        self._send(self.topics.engine, key, value, position, fallback=fallback)
         with self._lock:
             self._running -= 1
 
-    def _dead_letter(self, message: Message, reason: str, position: tuple[str, int, int]) -> None:
+    def _dead_letter(self, message: Message, reason: str, position: Position) -> None:
         logger.warning("service %s: dead-lettered %s: %s", self.spec.name, position, reason)
-        dead = DeadLetter(
-            reason=reason,
-            source_topic=position[0],
-            source_partition=position[1],
-            source_offset=position[2],
-            key=message.key(),
-            value=message.value(),
-        )
-        self._send(self.topics.dlq, message.key(), dead, position)
+        dead = DeadLetter(reason, *position, message.key(), message.value())
+        topic, key, value = self.topics.dlq, message.key(), message.value() or b""
+        self._send(topic, key, value, position, dead.record_headers())
 
     def _send(
         self,
         topic: str,
         key: bytes | None,
-        message: TaskCompleted | TaskFailed | DeadLetter,
-        position: tuple[str, int, int],
+        value: bytes,
+        position: Position,
+        headers: list[tuple[str, bytes]] | None = None,
+        fallback: Callable[[str], bytes] | None = None,
     ) -> None:
-        envelope = Envelope(
-            message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message
-        )
+        """Produce; the task's offset is finished once Kafka has the record. A record Kafka
+        refused for now is sent again later (`_send_again`): never lost, never committed
+        unsent. One it refuses as too large is replaced by `fallback(reason)`, if any."""
 
-        def delivered(error: KafkaError | None, _: Message) -> None:
-            if error is None:
+        def delivered(report: Delivery) -> None:
+            if report.error is None:
                 self._offsets.finished(*position)
-            else:  # never committed: the task runs again after a restart
-                logger.error("service %s: result not delivered: %s", self.spec.name, error.str())
+            elif report.too_large:
+                logger.error(
+                    "service %s: %s refused a record: %s", self.spec.name, topic, report.error
+                )
+                if fallback is not None:
+                    self._send(topic, key, fallback(report.error), position)
+                else:
+                    self._offsets.finished(*position)
+            else:
+                logger.warning(
+                    "service %s: a record to %s was not delivered (%s): sending it again",
+                    self.spec.name,
+                    topic,
+                    report.error,
+                )
+                due = time.monotonic() + RESEND_DELAY_S
+                self._resend.append((due, topic, key, value, position, headers, fallback))
 
-        self._producer.produce(topic, encode(envelope), key, on_delivery=delivered)
+        self._producer.produce(topic, key, value, delivered, headers)
+
+    def _send_again(self) -> None:
+        while self._resend and self._resend[0][0] <= time.monotonic():
+            _, *record = self._resend.popleft()
+            self._send(*record)
 
     def _async_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -266,21 +284,24 @@ class ServiceWorker:
 
     def _commit(self) -> None:
         offsets = self._offsets.committable()
-        if offsets:
-            try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-            except Exception as error:  # e.g. during a rebalance: the next commit catches up
-                logger.info("service %s: commit failed: %s", self.spec.name, error)
+        if offsets and not self._consumer.commit(offsets):
+            self._offsets.uncommitted(offsets)  # the next commit tries again
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
         self._producer.poll(0)
         self._commit()
         self._offsets.forget(partitions)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._offsets.forget(partitions)
 
 
 class UnknownMethod(Exception):
     """The task names a method the service does not have (never retried)."""
+
+
+def _envelope(message: TaskCompleted | TaskFailed) -> bytes:
+    return encode(
+        Envelope(message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message)
+    )

@@ -20,8 +20,11 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from infinitic_streams.config import InfiniticConfig, import_object
 from infinitic_streams.engine.engine import WorkflowEngine
 from infinitic_streams.engine.processor import EngineProcessor
-from infinitic_streams.kafka.admin import Admin, TopicSpec, ensure_topics
-from infinitic_streams.streams import StreamApp, StreamConfig
+from infinitic_streams.kafka.admin import Admin
+from infinitic_streams.kafka.errors import KafkaUnavailable
+from infinitic_streams.kafka.settings import bootstrap_of
+from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
+from infinitic_streams.streams import RetryLater, StreamApp, StreamConfig
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.service_worker import ServiceWorker
 
@@ -42,16 +45,16 @@ class Worker:
         cache_size: int = 10_000,
         registry: CollectorRegistry = REGISTRY,
         stream: Mapping[str, Any] | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        instance_id: str | None = None,
     ) -> None:
         if not engine and not services:
             raise ValueError("a Worker needs services, or engine=True, or both")
         self.kafka = dict(kafka)
-        self.bootstrap = self.kafka["bootstrap.servers"]
-        self.topics = Topics(namespace)
-        self.partitions = partitions
+        self.bootstrap = bootstrap_of(self.kafka)
+        self.topics = Topics(namespace, partitions, max_payload_bytes)
         self.services = [
-            ServiceWorker(impl, self.bootstrap, self.topics, concurrency, self._client_settings())
-            for impl in services
+            ServiceWorker(impl, self.kafka, self.topics, concurrency) for impl in services
         ]
         self.app: StreamApp | None = None
         if engine:
@@ -59,15 +62,16 @@ class Worker:
                 list(workflows),
                 self.topics,
                 cache_size=cache_size,
-                ensure_topic=TopicCreator(self.bootstrap, partitions),
+                ensure_topic=TopicCreator(self.kafka, self.topics),
             )
             config = StreamConfig(
-                bootstrap_servers=self.bootstrap,
+                kafka=self.kafka,
                 namespace=namespace,
                 state_dir=Path(state_dir),
-                consumer=self._client_settings(),
+                instance_id=instance_id,
+                max_message_bytes=self.topics.max_message_bytes,
                 # Records wait for the commit's flush anyway: no need to linger before it.
-                producer={"linger.ms": 1, **self._client_settings()},
+                producer={"linger.ms": 1},
                 **(stream or {}),
             )
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
@@ -88,6 +92,8 @@ class Worker:
             "concurrency": worker.concurrency,
             "cache_size": worker.cache_size,
             "partitions": config.partitions,
+            "max_payload_bytes": config.max_payload_bytes,
+            "instance_id": worker.instance_id,
             **overrides,
         }
         if "services" not in settings:
@@ -99,7 +105,8 @@ class Worker:
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (in the main thread) or `stop()`."""
         self._install_signal_handlers()
-        self._ensure_topics()
+        if not self._ensure_topics():
+            return  # stopped while waiting for Kafka
         threads = [
             threading.Thread(target=s.run, args=(self._stop,), name=f"service {s.spec.name}")
             for s in self.services
@@ -130,14 +137,20 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _ensure_topics(self) -> None:
-        specs = [TopicSpec(self.topics.engine, self.partitions)]
-        specs += [TopicSpec(s.topic, self.partitions) for s in self.services]
-        ensure_topics(self.bootstrap, specs)
-
-    def _client_settings(self) -> dict[str, Any]:
-        """The user's librdkafka settings other than the bootstrap servers (security etc.)."""
-        return {k: v for k, v in self.kafka.items() if k != "bootstrap.servers"}
+    def _ensure_topics(self) -> bool:
+        """Create the topics this worker needs, waiting for Kafka as long as it takes (a pod
+        may start before its brokers); False if stopped meanwhile. Refused credentials and
+        mismatching topics raise at once."""
+        specs = self.topics.specs([s.spec.name for s in self.services])
+        admin = Admin(self.kafka)
+        while not self._stop.is_set():
+            try:
+                admin.ensure_topics(specs)
+                return True
+            except KafkaUnavailable as error:
+                logger.warning("waiting for Kafka: %s", error)
+                self._stop.wait(1.0)
+        return False
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -149,11 +162,15 @@ class Worker:
 class TopicCreator:
     """Creates each task topic the first time the engine sends to it."""
 
-    def __init__(self, kafka: Mapping[str, Any] | str, partitions: int) -> None:
-        self._admin, self._partitions = Admin(kafka), partitions
+    def __init__(self, kafka: Mapping[str, Any], topics: Topics) -> None:
+        self._admin, self._topics = Admin(kafka), topics
         self._known: set[str] = set()
 
     def __call__(self, topic: str) -> None:
         if topic not in self._known:
-            self._admin.ensure_topics([TopicSpec(topic, self._partitions)])
+            service = topic.removeprefix(f"{self._topics.namespace}.tasks.")
+            try:
+                self._admin.ensure_topics([self._topics.task_spec(service)])
+            except KafkaUnavailable as error:
+                raise RetryLater(f"creating topic {topic}: {error}") from None
             self._known.add(topic)

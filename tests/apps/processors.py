@@ -69,7 +69,7 @@ def main() -> None:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     config = StreamConfig(
-        bootstrap_servers=args.bootstrap,
+        kafka={"bootstrap.servers": args.bootstrap},
         namespace=args.namespace,
         state_dir=args.state_dir,
         session_timeout_ms=6000,

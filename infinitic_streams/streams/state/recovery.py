@@ -16,15 +16,14 @@ Protocol, per partition being assigned:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-
-from infinitic_streams.kafka.admin import partition_bounds
-from infinitic_streams.kafka.consume import consume_available
+from infinitic_streams.kafka.admin import Admin
+from infinitic_streams.kafka.consumer import Consumer, TopicPartition
+from infinitic_streams.kafka.errors import KafkaUnavailable
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.changelog import split_changelog_key
 from infinitic_streams.streams.state.store import PartitionStore
@@ -60,7 +59,7 @@ class Recovery:
     def __init__(
         self,
         consumer: Consumer,
-        admin: AdminClient,
+        admin: Admin,
         changelog_topic: str,
         metrics: StreamMetrics,
         log: Log,
@@ -75,15 +74,18 @@ class Recovery:
         self._tasks: dict[int, RestoreTask] = {}
         # Fetch the changelog's metadata now: a first fetch without it waits for librdkafka's
         # one-second metadata retry.
-        consumer.list_topics(changelog_topic, timeout=10)
+        with contextlib.suppress(KafkaUnavailable):  # a warm-up: the restore waits anyway
+            consumer.list_topic(changelog_topic)
 
     @property
     def active(self) -> bool:
         return bool(self._tasks)
 
     def start(self, stores: dict[int, PartitionStore]) -> list[int]:
-        """Begin restoring the stores behind their changelog; return the ones ready now."""
-        bounds = partition_bounds(self._admin, self._topic, sorted(stores))
+        """Begin restoring the stores behind their changelog; return the ones ready now.
+
+        `KafkaUnavailable` when the changelog's offsets cannot be read (nothing started)."""
+        bounds = self._admin.partition_bounds(self._topic, sorted(stores), timeout=10.0)
         now_ms = int(time.time() * 1000)
         ready, tail = [], []
         for partition, store in stores.items():
@@ -103,6 +105,9 @@ class Recovery:
             self._consumer.incremental_assign(tail)
         return ready
 
+    def restoring(self, partition: int) -> bool:
+        return partition in self._tasks
+
     def cancel(self, partition: int) -> None:
         if self._tasks.pop(partition, None) is not None:
             self._consumer.incremental_unassign([TopicPartition(self._topic, partition)])
@@ -113,9 +118,7 @@ class Recovery:
         batch: dict[int, dict[str, dict[bytes, bytes | None]]] = {}
         last_offsets: dict[int, int] = {}
         counts: dict[int, int] = {}
-        for message in consume_available(self._consumer, max_records, timeout):
-            if message.error() is not None:
-                continue
+        for message in self._consumer.consume(max_records, timeout):
             partition = message.partition()
             if partition not in self._tasks:
                 continue
