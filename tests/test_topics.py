@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infinitic_streams.kafka.admin import Admin, TopicMismatchError, TopicSpec
 
@@ -27,3 +28,17 @@ def test_topics_are_created_once_and_checked_afterwards(
         ensure_topics([TopicSpec(plain.name, 2, {"cleanup.policy": "compact"})])
     with pytest.raises(TopicMismatchError, match=r"do not exist.*Create them first"):
         admin.topic_partitions((f"{namespace}.missing",), timeout=2.0)
+
+
+def test_a_message_limit_below_the_needed_one_is_raised(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    admin = Admin({"bootstrap.servers": kafka_bootstrap})
+    name = f"{namespace}.old"
+    admin.ensure_topics([TopicSpec(name, 1, {"max.message.bytes": "100000"})])
+    admin.ensure_topics([TopicSpec(name, 1, {"max.message.bytes": "2000000"})])
+    admin.ensure_topics([TopicSpec(name, 1, {"max.message.bytes": "1000"})])  # larger is fine
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    raw = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    configs = raw.describe_configs([resource])[resource].result(30)
+    assert configs["max.message.bytes"].value == "2000000"

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.errors import (
@@ -126,8 +133,8 @@ class Admin:
         return the names created.
 
         A topic that already exists must have the spec's partition count and its checked
-        configs (`max.message.bytes` at least as large); otherwise `TopicMismatchError` names
-        the difference and the fix."""
+        configs; a `max.message.bytes` below the spec's is raised (topics made by an older
+        version). Otherwise `TopicMismatchError` names the difference and the fix."""
         deadline = time.monotonic() + timeout
         created, existing = self._create(specs, timeout)
         names = tuple(s.name for s in specs)
@@ -216,13 +223,36 @@ class Admin:
             for key, wanted in spec.checked_config().items():
                 entry = actual[spec.name].get(key)
                 value = entry.value if entry is not None else None
-                if not _config_fits(key, value, wanted):
-                    need = f"{key}>={wanted}" if key in _AT_LEAST else f"{key}={wanted}"
-                    raise TopicMismatchError(
-                        f"Topic {spec.name} has {key}={value} but {need} is needed. Fix it with "
-                        f"kafka-configs.sh --alter --entity-type topics --entity-name "
-                        f"{spec.name} --add-config {key}={wanted}, or use another namespace."
-                    )
+                if _config_fits(key, value, wanted):
+                    continue
+                if key in _AT_LEAST and self._raise_config(spec.name, key, value, wanted):
+                    continue
+                need = f"{key}>={wanted}" if key in _AT_LEAST else f"{key}={wanted}"
+                raise TopicMismatchError(
+                    f"Topic {spec.name} has {key}={value} but {need} is needed. Fix it with "
+                    f"kafka-configs.sh --alter --entity-type topics --entity-name "
+                    f"{spec.name} --add-config {key}={wanted}, or use another namespace."
+                )
+
+    def _raise_config(self, topic: str, key: str, value: str | None, wanted: str) -> bool:
+        """Raise a limit of a topic created before (e.g. by an older version); False if the
+        cluster refuses."""
+        entry = ConfigEntry(key, wanted, incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+
+        def alter(attempt_timeout: float) -> None:
+            futures = self._admin.incremental_alter_configs(
+                [resource], request_timeout=attempt_timeout
+            )
+            futures[resource].result(attempt_timeout + 1)
+
+        try:
+            self._retrying(alter, f"raising {key} of {topic}", 30.0)
+        except InfiniticError as error:
+            _log.warning("cannot raise %s of %s to %s: %s", key, topic, wanted, error)
+            return False
+        _log.warning("raised %s of topic %s from %s to %s", key, topic, value, wanted)
+        return True
 
     def partition_bounds(
         self, topic: str, partitions: list[int], timeout: float = 60.0
