@@ -133,6 +133,24 @@ def test_retries_are_durable_timers_and_attempts_are_recorded(
     assert payload.decode(result.result.data, str) == "done"
 
 
+def test_the_live_instance_is_kept_across_attempt_failures(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness([Guarded])
+    h.send(dispatch("g-3", "Guarded", [b"5"]))
+    live = h.engine.cache.get("g-3", h.state("g-3").history_size)
+    assert live is not None
+    [first] = h.take(ExecuteTask)
+    h.fail(first)  # an AttemptFailed joins the history: a replay would ignore it
+    assert h.engine.cache.get("g-3", h.state("g-3").history_size) is live
+    assert h.engine.cache.get("g-3", h.state("g-3").history_size - 1) is None  # any other: out
+    h.advance(1.1)
+    [second] = h.take(ExecuteTask)
+    h.reply(second, 10, int)  # replayed from the history, as the instance was dropped
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "done"
+
+
 def test_a_permanent_failure_is_caught_and_compensated(
     harness: Callable[..., Harness],
 ) -> None:

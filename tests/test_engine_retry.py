@@ -294,3 +294,32 @@ def test_a_completed_workflow_records_nothing_more(harness: Callable[..., Harnes
     h.advance(10)  # its timeout timer was canceled
     assert h.state("c-1").history_size == size
     assert h.take(ExecuteTask) == []
+
+
+def test_histories_are_the_same_with_or_without_the_cache(harness: Callable[..., Harness]) -> None:
+    histories = []
+    for drop_cache in (False, True):
+        h = harness([Pair])
+        h.drop_cache = drop_cache
+        left = failed_pair(h, "d-1")
+        h.fail(left)  # retryable, while FAILED
+        h.advance(1.1)
+        [second] = h.take(ExecuteTask)
+        again = retried(h, "d-1")
+        h.reply(again["right"], 5, int)
+        h.reply(second, 6, int)
+        histories.append(h.history("d-1"))
+    assert histories[0] == histories[1]
+    assert [(type(e).__name__, getattr(e, "seq", None)) for e in histories[0]] == [
+        ("Started", None),
+        ("TaskScheduled", 1),
+        ("TaskScheduled", 2),
+        ("AttemptFailed", 2),
+        ("TaskGaveUp", 2),
+        ("Ended", None),
+        ("AttemptFailed", 1),
+        ("Retried", None),
+        ("TaskSucceeded", 2),
+        ("TaskSucceeded", 1),
+        ("Ended", None),
+    ]
