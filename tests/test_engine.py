@@ -1,15 +1,11 @@
-"""The workflow engine's state machine without Kafka: messages in, state and messages out.
-
-A small harness plays the stream runtime (a partition store, contexts, due timers) and the
-service workers (it answers ExecuteTask messages), with a clock the test moves by hand.
-"""
+"""The workflow engine's state machine without Kafka: messages in, state and messages out
+(the harness, in `engine_harness.py`, plays the stream runtime and the service workers)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,29 +15,19 @@ from infinitic_streams.engine import state as s
 from infinitic_streams.engine.engine import WorkflowEngine
 from infinitic_streams.errors import TaskFailed
 from infinitic_streams.protocol import (
-    DispatchWorkflow,
-    ErrorInfo,
     ExecuteTask,
-    Message,
-    Payload,
     QueryKind,
     QueryReply,
     QueryWorkflow,
     RetryWorkflow,
-    TaskCompleted,
     WorkflowResult,
     WorkflowStatus,
     decode,
 )
-from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
-from infinitic_streams.streams import Context, Timer
-from infinitic_streams.streams.state.store import PartitionStore, decode_u64
-from infinitic_streams.streams.state.transaction import PartitionTransaction
-from infinitic_streams.topics import Topics
+from infinitic_streams.streams import Context
 from infinitic_streams.workflows.workflow import Workflow
 
-TOPICS = Topics("test")
-CLIENT = "3:c1"  # partition 3 of the replies topic, client c1
+from .engine_harness import CLIENT, TOPICS, Harness, dispatch, harnesses
 
 
 @service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=1.0, jitter=0.0))
@@ -86,96 +72,9 @@ class Sleepy(Workflow):
         return "rested"
 
 
-class Harness:
-    def __init__(self, tmp_path: Path, workflows: list[type]) -> None:
-        self.now = 1_000.0
-        self.engine = WorkflowEngine.of(workflows, TOPICS, clock=lambda: self.now)
-        self.store = PartitionStore(tmp_path / "engine", ("state",))
-        self.transaction = PartitionTransaction(self.store)
-        self.outbox: list[tuple[str, Message]] = []
-
-    def send(self, message: Message) -> None:
-        self._run(lambda ctx: self.engine.handle(ctx, message))
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock and fire the timers that fell due."""
-        self.now += seconds
-        for key, payload_ in self.transaction.due_timers(int(self.now * 1000), 1000):
-            timer = Timer(key[8:], decode_u64(key[:8]), payload_)
-
-            def fire(ctx: Context, timer: Timer = timer, key: bytes = key) -> None:
-                ctx.delete(key, "__timers__")
-                ctx.delete(timer.key, "__timer_index__")
-                self.engine.handle_timer(ctx, timer)
-
-            self._run(fire)
-
-    def _run(self, handler: Callable[[Context], None]) -> None:
-        ctx = Context(self.transaction, 0)
-        handler(ctx)
-        self.transaction.update(ctx.changes)
-        self.outbox += [(o.topic, decode(o.value).message) for o in ctx.outputs]
-
-    def take(self, kind: type) -> list[Any]:
-        taken = [m for _, m in self.outbox if isinstance(m, kind)]
-        self.outbox = [(t, m) for t, m in self.outbox if not isinstance(m, kind)]
-        return taken
-
-    def reply(self, task: ExecuteTask, result: object, hint: object) -> None:
-        data = payload.encode(result, hint)
-        self.send(
-            TaskCompleted(
-                task_id=task.task_id,
-                workflow_id=task.workflow_id,
-                attempt=task.attempt,
-                result=Payload(data=data),
-            )
-        )
-
-    def fail(self, task: ExecuteTask, retryable: bool = True) -> None:
-        error = ErrorInfo(type_name="OSError", message="disk full", traceback="Traceback ...")
-        failed = TaskFailedMessage(
-            task_id=task.task_id,
-            workflow_id=task.workflow_id,
-            attempt=task.attempt,
-            error=error,
-            retryable=retryable,
-        )
-        self.send(failed)
-
-    def state(self, workflow_id: str) -> s.WorkflowState:
-        raw = self.transaction.get("state", s.state_key(workflow_id))
-        assert raw is not None
-        return s.load(raw, s.WorkflowState)  # type: ignore[return-value]
-
-    def close(self) -> None:
-        self.engine.cache.clear()
-        self.store.close()
-
-
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Callable[[list[type]], Harness]]:
-    made: list[Harness] = []
-
-    def make(workflows: list[type]) -> Harness:
-        made.append(Harness(tmp_path / str(len(made)), workflows))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
-
-
-def dispatch(workflow_id: str, name: str, args: list[bytes], method: str = "run") -> Message:
-    return DispatchWorkflow(
-        workflow_id=workflow_id,
-        workflow_name=name,
-        method_name=method,
-        args=tuple(Payload(data=a) for a in args),
-        tags=(),
-        meta={},
-        reply_to=CLIENT,
-    )
+def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    yield from harnesses(tmp_path)
 
 
 def run_sequence(h: Harness, workflow_id: str, n: int, drop_cache_every: int = 0) -> None:
@@ -190,7 +89,7 @@ def run_sequence(h: Harness, workflow_id: str, n: int, drop_cache_every: int = 0
 
 @pytest.mark.parametrize("drop_cache_every", [0, 1, 3])
 def test_a_sequence_completes_with_or_without_the_cache(
-    harness: Callable[[list[type]], Harness], drop_cache_every: int
+    harness: Callable[..., Harness], drop_cache_every: int
 ) -> None:
     h = harness([Sequence])
     run_sequence(h, "seq-1", 12, drop_cache_every)
@@ -203,7 +102,7 @@ def test_a_sequence_completes_with_or_without_the_cache(
 
 
 def test_dispatch_with_an_existing_id_is_idempotent(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     h = harness([Sequence])
     h.send(dispatch("same", "Sequence", [b"1"]))
@@ -213,7 +112,7 @@ def test_dispatch_with_an_existing_id_is_idempotent(
 
 
 def test_retries_are_durable_timers_and_attempts_are_recorded(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     h = harness([Guarded])
     h.send(dispatch("g-1", "Guarded", [b"5"]))
@@ -234,8 +133,26 @@ def test_retries_are_durable_timers_and_attempts_are_recorded(
     assert payload.decode(result.result.data, str) == "done"
 
 
+def test_the_live_instance_is_kept_across_attempt_failures(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness([Guarded])
+    h.send(dispatch("g-3", "Guarded", [b"5"]))
+    live = h.engine.cache.get("g-3", h.state("g-3").history_size)
+    assert live is not None
+    [first] = h.take(ExecuteTask)
+    h.fail(first)  # an AttemptFailed joins the history: a replay would ignore it
+    assert h.engine.cache.get("g-3", h.state("g-3").history_size) is live
+    assert h.engine.cache.get("g-3", h.state("g-3").history_size - 1) is None  # any other: out
+    h.advance(1.1)
+    [second] = h.take(ExecuteTask)
+    h.reply(second, 10, int)  # replayed from the history, as the instance was dropped
+    [result] = h.take(WorkflowResult)
+    assert payload.decode(result.result.data, str) == "done"
+
+
 def test_a_permanent_failure_is_caught_and_compensated(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     h = harness([Guarded])
     h.send(dispatch("g-2", "Guarded", [b"5"]))
@@ -249,7 +166,7 @@ def test_a_permanent_failure_is_caught_and_compensated(
 
 
 def test_an_uncaught_failure_fails_the_workflow_and_retry_resumes_it(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     h = harness([Unguarded])
     h.send(dispatch("u-1", "Unguarded", [b"7"]))
@@ -275,7 +192,7 @@ def test_an_uncaught_failure_fails_the_workflow_and_retry_resumes_it(
 
 
 def test_a_timed_out_attempt_counts_as_a_failed_one(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     @service("Slow", timeout=5.0)
     class Slow:
@@ -301,7 +218,7 @@ def test_a_timed_out_attempt_counts_as_a_failed_one(
     assert h.take(WorkflowResult) == []
 
 
-def test_sleep_is_a_durable_timer(harness: Callable[[list[type]], Harness]) -> None:
+def test_sleep_is_a_durable_timer(harness: Callable[..., Harness]) -> None:
     h = harness([Sleepy])
     h.send(dispatch("s-1", "Sleepy", []))
     h.engine.cache.clear()
@@ -312,7 +229,7 @@ def test_sleep_is_a_durable_timer(harness: Callable[[list[type]], Harness]) -> N
     assert payload.decode(result.result.data, str) == "rested"
 
 
-def test_describe_and_history_answer_queries(harness: Callable[[list[type]], Harness]) -> None:
+def test_describe_and_history_answer_queries(harness: Callable[..., Harness]) -> None:
     h = harness([Sequence])
     run_sequence(h, "q-1", 2)
     for kind in (QueryKind.DESCRIBE, QueryKind.HISTORY):
@@ -348,7 +265,7 @@ class EvolvingAfter(Workflow):
 
 
 def test_a_result_for_code_that_changed_fails_the_workflow(
-    harness: Callable[[list[type]], Harness], tmp_path: Path
+    harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
     h = harness([EvolvingBefore])
     h.send(dispatch("e-1", "Evolving", [b"1"]))
@@ -363,7 +280,7 @@ def test_a_result_for_code_that_changed_fails_the_workflow(
     assert h.take(ExecuteTask) == []
 
 
-def test_retention_forgets_ended_workflows(harness: Callable[[list[type]], Harness]) -> None:
+def test_retention_forgets_ended_workflows(harness: Callable[..., Harness]) -> None:
     h = harness([Sequence])
     h.engine.retention_s = 60
     run_sequence(h, "old", 2)
@@ -373,7 +290,7 @@ def test_retention_forgets_ended_workflows(harness: Callable[[list[type]], Harne
 
 
 def test_an_unknown_workflow_is_dead_lettered_and_its_client_told(
-    harness: Callable[[list[type]], Harness],
+    harness: Callable[..., Harness],
 ) -> None:
     h = harness([Sequence])
     ctx = Context(h.transaction, 0)

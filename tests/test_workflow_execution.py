@@ -9,12 +9,13 @@ import pytest
 
 from infinitic_streams import payload
 from infinitic_streams.definitions import RetryPolicy, service, workflow
-from infinitic_streams.errors import NonDeterministicWorkflow, TaskFailed
+from infinitic_streams.errors import NonDeterministicWorkflow, PayloadTooLarge, TaskFailed
 from infinitic_streams.workflows.commands import (
     Command,
     Completed,
     Failed,
     InlineCommand,
+    RefusedCommand,
     Step,
     TaskCommand,
     TimerCommand,
@@ -233,3 +234,42 @@ def test_closing_an_instance_ends_its_threads() -> None:
         if thread.name.startswith("workflow"):
             thread.join(1)
     assert threading.active_count() == before
+
+
+@workflow
+class Uploading(Workflow):
+    def run(self, data: bytes) -> str:
+        images = self.new_service(ImageUtil)
+        try:
+            return images.upload(data)
+        except PayloadTooLarge as error:
+            return f"refused {error.size}"
+
+
+def test_a_refused_call_is_recorded_and_replays_the_same_whatever_the_limit() -> None:
+    data = payload.encode_args([b"0123456789"], [bytes])  # base64 in quotes: 18 bytes
+    refusing = WorkflowExecution(Uploading, "run", "wf-p", max_payload_bytes=17)
+    step = refusing.start(data, 0)
+    [refused] = step.commands
+    assert isinstance(refused, RefusedCommand)
+    assert (refused.seq, refused.step, refused.size, refused.limit) == (
+        1,
+        "task ImageUtil.upload",
+        18,
+        17,
+    )
+    assert step.outcome == Completed(encode("refused 18", str))
+
+    replayed = WorkflowExecution(
+        Uploading, "run", "wf-p", recorded={1: refused}, max_payload_bytes=1000
+    )
+    assert replayed.start(data, 0) == Step([], step.outcome)  # still refused, though it fits
+    assert replayed.end_of_replay().outcome is None
+
+    accepting = WorkflowExecution(Uploading, "run", "wf-p", max_payload_bytes=18)  # at the limit
+    [upload] = accepting.start(data, 0).commands
+    assert isinstance(upload, TaskCommand)
+    accepting.close()
+    again = WorkflowExecution(Uploading, "run", "wf-p", recorded={1: upload}, max_payload_bytes=17)
+    assert again.start(data, 0).commands == []  # accepted once, accepted on every replay
+    assert again.task_completed(1, encode("url", str), 0).outcome == Completed(encode("url", str))

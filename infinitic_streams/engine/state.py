@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from infinitic_streams import payload
 from infinitic_streams.definitions import RetryPolicy
@@ -137,6 +138,18 @@ class InlineRecorded:
 
 
 @dataclass
+class CallRefused:
+    """A call of workflow code refused for its payload size (see `RefusedCommand`)."""
+
+    at_ms: int
+    seq: int
+    step: str
+    what: str
+    size: int
+    limit: int
+
+
+@dataclass
 class AttemptFailed:
     at_ms: int
     seq: int
@@ -187,6 +200,7 @@ HistoryEvent = (
     | TaskScheduled
     | TimerScheduled
     | InlineRecorded
+    | CallRefused
     | AttemptFailed
     | TaskSucceeded
     | TaskGaveUp
@@ -194,6 +208,18 @@ HistoryEvent = (
     | Ended
     | Retried
 )
+
+
+# Workflows in these statuses keep recording facts (task results, attempt failures and
+# timeouts, timers fired); their code runs only while RUNNING. A COMPLETED one records nothing.
+RECORDING = (WorkflowStatus.RUNNING, WorkflowStatus.FAILED)
+
+
+class Facts(NamedTuple):
+    """What happened to a workflow, to be recorded in its history in this order."""
+
+    state: WorkflowState
+    events: list[HistoryEvent]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infinitic_streams.definitions import RetryPolicy
+from infinitic_streams.errors import PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,27 @@ class InlineCommand:
         return f"inline {self.name}"
 
 
-Command = TaskCommand | TimerCommand | InlineCommand
+@dataclass(frozen=True)
+class RefusedCommand:
+    """A call that workflow code made with a payload over the limit (a task's arguments, an
+    inline result): nothing runs and the call raises `PayloadTooLarge` in workflow code.
+
+    It is recorded like any command, so a replay decides the call by its record, not by the
+    limit configured then: a call refused once is refused on every replay, a call accepted once
+    is accepted on every replay (engines with different limits replay the same history alike).
+    """
+
+    seq: int
+    step: str  # the step refused, e.g. "task ImageUtil.resize" or "inline pick"
+    what: str
+    size: int
+    limit: int
+
+    def error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(self.what, self.size, self.limit)
+
+
+Command = TaskCommand | TimerCommand | InlineCommand | RefusedCommand
 
 
 @dataclass(frozen=True)

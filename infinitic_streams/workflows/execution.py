@@ -8,6 +8,11 @@ its outcome. Pure: no Kafka, no storage; commands and results are plain data.
 Replay: the engine passes the commands recorded in history. A command issued again with the
 same sequence number is checked against the record (same step, else the workflow fails with
 `NonDeterministicWorkflow`) and not issued twice; an inline result comes from the record.
+
+Payload limit (`max_payload_bytes`): a task call whose encoded arguments, or an inline result,
+are over it raises `PayloadTooLarge` at the call, in workflow code (catchable); the refusal is a
+recorded command (`RefusedCommand`), so every replay decides that call the same way. A method
+result over it fails the workflow with `PayloadTooLarge`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,19 @@ from typing import Any
 
 from infinitic_streams import payload
 from infinitic_streams.definitions import public_method, workflow_spec
-from infinitic_streams.errors import NonDeterministicWorkflow, SerializationError, TaskFailed
+from infinitic_streams.errors import (
+    NonDeterministicWorkflow,
+    PayloadTooLarge,
+    SerializationError,
+    TaskFailed,
+)
 from infinitic_streams.workflows.commands import (
     Command,
     Completed,
     Failed,
     InlineCommand,
     Outcome,
+    RefusedCommand,
     Step,
     TaskCommand,
     TimerCommand,
@@ -44,6 +55,7 @@ class WorkflowExecution:
         tags: tuple[str, ...] = (),
         meta: Mapping[str, str] | None = None,
         recorded: Mapping[int, Command] | None = None,
+        max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.workflow_id = workflow_id
         self.workflow_name = workflow_spec(cls).name
@@ -53,10 +65,12 @@ class WorkflowExecution:
         self._method = public_method(cls, method)
         self._param_hints, self._return_hint = payload.hints_of(self._method)
         self._recorded = dict(recorded or {})
+        self.max_payload_bytes = max_payload_bytes
         self.scheduler = Scheduler()
         self._seq = 0
         self._new: list[Command] = []
         self._waiting: dict[int, tuple[Deferred[Any], Any]] = {}  # seq -> (deferred, hint)
+        self._tasks: dict[int, TaskCommand] = {}  # seq -> the task waited for
         self._rng = random.Random(workflow_id)
         self._divergence: NonDeterministicWorkflow | None = None
         self._main: Branch | None = None
@@ -78,6 +92,7 @@ class WorkflowExecution:
 
     def task_completed(self, seq: int, result: bytes, now_ms: int) -> Step:
         deferred, hint = self._waiting.pop(seq)
+        self._tasks.pop(seq, None)
         try:
             deferred._complete(payload.decode(result, hint, path="result"))
         except SerializationError as error:
@@ -86,6 +101,7 @@ class WorkflowExecution:
 
     def task_failed(self, seq: int, error: TaskFailed, now_ms: int) -> Step:
         deferred, _ = self._waiting.pop(seq)
+        self._tasks.pop(seq, None)
         deferred._fail(error)
         return self._advance(now_ms)
 
@@ -108,6 +124,10 @@ class WorkflowExecution:
     def waiting_for(self, seq: int) -> bool:
         return seq in self._waiting
 
+    def task_waited_for(self, seq: int) -> TaskCommand:
+        """The task command of `seq`, which this instance waits for."""
+        return self._tasks[seq]
+
     def close(self) -> None:
         """End the threads of this instance (finished, failed, or evicted from the cache)."""
         self.scheduler.close()
@@ -129,9 +149,28 @@ class WorkflowExecution:
             raise Unwind  # not catchable by workflow code
         return recorded
 
+    def issue_within_limit(self, make: Callable[[int], Command], data: Sequence[bytes]) -> Command:
+        """`issue` for a command carrying the payloads `data`; when they are over the limit,
+        a `RefusedCommand` is issued instead. A refused command (new or recorded) raises
+        `PayloadTooLarge` here, in workflow code."""
+
+        def build(seq: int) -> Command:
+            command = make(seq)
+            try:
+                payload.check_size(data, self.max_payload_bytes, _payload_of(command))
+            except PayloadTooLarge as error:
+                return RefusedCommand(seq, command.step, error.what, error.size, error.limit)
+            return command
+
+        command = self.issue(build)
+        if isinstance(command, RefusedCommand):
+            raise command.error()
+        return command
+
     def wait_task(self, command: TaskCommand, return_hint: Any) -> Deferred[Any]:
         deferred: Deferred[Any] = Deferred(self.scheduler, command.step)
         self._waiting[command.seq] = (deferred, return_hint)
+        self._tasks[command.seq] = command
         return deferred
 
     def wait_timer(self, command: TimerCommand) -> Deferred[datetime]:
@@ -142,12 +181,11 @@ class WorkflowExecution:
     def inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         _, hint = payload.hints_of(fn)
         name = getattr(fn, "__qualname__", repr(fn))
-        seq = self._seq + 1
-        if seq in self._recorded:
-            command = self.issue(lambda s: InlineCommand(s, name, b""))
+        if self._seq + 1 in self._recorded:
+            result = b""  # replaying: the recorded result (or refusal) is used, fn does not run
         else:
             result = payload.encode(fn(*args), hint, path=f"inline {name}")
-            command = self.issue(lambda s: InlineCommand(s, name, result))
+        command = self.issue_within_limit(lambda s: InlineCommand(s, name, result), [result])
         assert isinstance(command, InlineCommand)
         return payload.decode(command.result, hint, path=f"inline {name}")
 
@@ -183,7 +221,9 @@ class WorkflowExecution:
                 return self._end(Failed(error))
             try:
                 result = payload.encode(value, self._return_hint, path="result")
-            except SerializationError as error:
+                what = f"result of workflow {self.workflow_name}.{self.method_name}"
+                payload.check_size([result], self.max_payload_bytes, what)
+            except (SerializationError, PayloadTooLarge) as error:
                 return self._end(Failed(error))
             return self._end(Completed(result))
         return self._take()
@@ -196,3 +236,10 @@ class WorkflowExecution:
     def _take(self, outcome: Outcome | None = None) -> Step:
         commands, self._new = self._new, []
         return Step(commands, outcome)
+
+
+def _payload_of(command: Command) -> str:
+    """What the payload of `command` is, for a `PayloadTooLarge` message."""
+    if isinstance(command, InlineCommand):
+        return f"result of {command.step}"
+    return f"arguments of {command.step}"

@@ -117,11 +117,13 @@ class TaskMethod:
         return self.dispatch(args).result()
 
     def dispatch(self, args: tuple[Any, ...]) -> Deferred[Any]:
+        """Issue the task; `PayloadTooLarge` when its encoded arguments are over the engine's
+        `max_payload_bytes` (nothing is sent; the refusal is recorded, see `RefusedCommand`)."""
         proxy = self._proxy
         spec = proxy._spec
         param_hints, return_hint = payload.hints_of(self._fn)
         encoded = tuple(payload.encode_args(args, param_hints))
-        command = proxy._execution.issue(
+        command = proxy._execution.issue_within_limit(
             lambda seq: TaskCommand(
                 seq,
                 spec.name,
@@ -131,7 +133,8 @@ class TaskMethod:
                 proxy._meta,
                 spec.retry,
                 spec.timeout,
-            )
+            ),
+            encoded,
         )
         assert isinstance(command, TaskCommand)
         return proxy._execution.wait_task(command, return_hint)
