@@ -22,6 +22,7 @@ from infinitic_streams import (
     Worker,
     Workflow,
     WorkflowFailed,
+    WorkflowHandle,
     WorkflowStatus,
     workflow,
 )
@@ -334,3 +335,59 @@ def test_kill_9_of_a_service_worker_mid_task(
     second_pid = int(runs[1].split()[0])
     assert second_pid != first_pid
     assert result == f"slept in {second_pid}"
+
+
+@workflow("Evolving")
+class EvolvingV1(Workflow):
+    def run(self, x: int) -> str:
+        added = self.new_service(Steps).add(x, 1)
+        self.sleep(2.0)
+        return f"added {added}, slept"
+
+
+@workflow("Evolving")
+class EvolvingBroken(Workflow):  # a change that breaks running workflows
+    def run(self, x: int) -> str:
+        self.new_service(Steps).undo(x)
+        return "never"
+
+
+@workflow("Evolving")
+class EvolvingFixed(Workflow):  # the fix: running workflows take the old path
+    def run(self, x: int) -> str:
+        added = self.new_service(Steps).add(x, 1)
+        self.sleep(2.0)
+        return f"added {added}, slept (fixed)"
+
+
+def wait_pending(handle: WorkflowHandle, prefix: str) -> None:
+    deadline = time.monotonic() + 60
+    while not any(p.startswith(prefix) for p in handle.describe().pending):
+        assert time.monotonic() < deadline, handle.describe()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("found_on", ["a task result", "a timer"])
+def test_retry_resumes_a_workflow_once_its_changed_code_is_fixed(
+    start_worker: StartWorker, client: InfiniticClient, found_on: str
+) -> None:
+    if found_on == "a task result":  # the task runs only once the broken code is deployed
+        old = start_worker(services=[], workflows=[EvolvingV1])
+        handle = client.dispatch(EvolvingV1.run, 1)
+        wait_pending(handle, "task Steps.add")
+    else:  # the timer fires once the broken code is deployed
+        old = start_worker(workflows=[EvolvingV1])
+        handle = client.dispatch(EvolvingV1.run, 1)
+        wait_pending(handle, "timer")
+    old.stop()
+    broken = start_worker(workflows=[EvolvingBroken])
+    with pytest.raises(WorkflowFailed) as failed:
+        handle.result(timeout=60)
+    assert failed.value.type_name == NonDeterministicWorkflow.__name__
+    broken.stop()
+    start_worker(workflows=[EvolvingFixed])
+    handle.retry()
+    assert handle.result(timeout=60) == "added 2, slept (fixed)"
+    history = handle.history()
+    assert len(events(history, "TaskSucceeded")) == 1  # the result found while FAILED, kept
+    assert len(events(history, "TimerFired")) == 1

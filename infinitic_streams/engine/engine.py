@@ -65,9 +65,8 @@ class WorkflowEngine:
     retention_s: float = DEFAULT_RETENTION_S
     clock: Callable[[], float] = time.time
     ensure_topic: Callable[[str], None] = lambda topic: None
-    max_payload_bytes: int = (
-        DEFAULT_MAX_PAYLOAD_BYTES  # task arguments, inline and workflow results
-    )
+    # The most task arguments, an inline result or a workflow result may take, encoded.
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
     def __post_init__(self) -> None:
         self.cache = ExecutionCache(self.cache_size)

@@ -63,6 +63,7 @@ class Worker:
                 self.topics,
                 cache_size=cache_size,
                 ensure_topic=TopicCreator(self.kafka, self.topics),
+                max_payload_bytes=max_payload_bytes,
             )
             config = StreamConfig(
                 kafka=self.kafka,
