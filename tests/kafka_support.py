@@ -154,3 +154,37 @@ class AppProcess:
             for line in text.splitlines()
             if line.startswith(name) and (line[len(name)] in " {")
         )
+
+
+class WorkerProcess:
+    """A `tests.apps.workflows` worker in a subprocess (`roles`: --engine, --services, and
+    `--kafka KEY=VALUE` settings)."""
+
+    def __init__(self, bootstrap: str, namespace: str, state_dir: Path, *roles: str) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.log_path = state_dir.parent / f"worker-{time.time_ns()}.log"
+        command = [
+            sys.executable, "-m", "tests.apps.workflows", "--bootstrap", bootstrap,
+            "--namespace", namespace, "--state-dir", str(state_dir), *roles,
+        ]  # fmt: skip
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )  # fmt: skip
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)

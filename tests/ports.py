@@ -5,15 +5,17 @@ from __future__ import annotations
 import socket
 
 
-def free_port_pair() -> int:
-    """A port p such that p and p+100 (the controller port) are both free."""
-    for _ in range(100):
+def free_port_pair(nodes: int = 1) -> int:
+    """A port p such that p..p+nodes-1 (brokers) and p+100..p+100+nodes-1 (their controllers)
+    are all free."""
+    for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        if port + 100 < 65536 and _free(port) and _free(port + 100):
+        wanted = [port + i for i in range(nodes)] + [port + 100 + i for i in range(nodes)]
+        if max(wanted) < 65536 and all(_free(p) for p in wanted):
             return port
-    raise RuntimeError("no free port pair found")
+    raise RuntimeError("no free ports found")
 
 
 def _free(port: int) -> bool:

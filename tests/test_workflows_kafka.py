@@ -3,10 +3,6 @@ timers, idempotency, and crashes of the engine and of service workers (subproces
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,7 +37,7 @@ from .apps.workflows import (
     Sum,
     TimesOut,
 )
-from .kafka_support import read_dead_letters
+from .kafka_support import WorkerProcess, read_dead_letters
 
 StartWorker = Callable[..., Worker]
 
@@ -250,33 +246,6 @@ def test_a_workflow_the_engine_lacks_fails_at_once_and_is_dead_lettered(
     [letter] = read_dead_letters(kafka_bootstrap, namespace)
     assert letter.source_topic == f"{namespace}.engine"
     assert "deploy an engine with it" in letter.reason
-
-
-class WorkerProcess:
-    """A `tests.apps.workflows` worker in a subprocess."""
-
-    def __init__(self, bootstrap: str, namespace: str, state_dir: Path, *roles: str) -> None:
-        root = Path(__file__).resolve().parent.parent
-        self.log_path = state_dir.parent / f"worker-{time.time_ns()}.log"
-        command = [
-            sys.executable, "-m", "tests.apps.workflows", "--bootstrap", bootstrap,
-            "--namespace", namespace, "--state-dir", str(state_dir), *roles,
-        ]  # fmt: skip
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(root)},
-            )  # fmt: skip
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(30)
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Services and workflows of the end-to-end tests, and a Worker entry point for subprocesses:
 
 python -m tests.apps.workflows --bootstrap B --namespace N --state-dir D [--engine] [--services]
+                               [--kafka KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -164,10 +165,12 @@ def main() -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--engine", action="store_true")
     parser.add_argument("--services", action="store_true")
+    parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    kafka = dict(item.split("=", 1) for item in args.kafka)
     Worker(
-        {"bootstrap.servers": args.bootstrap},
+        {"bootstrap.servers": args.bootstrap, **kafka},
         args.namespace,
         services=[cls() for cls in SERVICES] if args.services else [],
         workflows=WORKFLOWS,

@@ -1,0 +1,110 @@
+"""Broker faults with workflows in flight, on a 3-node local cluster of this module's own
+(replication 3, min.insync.replicas 2): a broker killed and restarted, a rolling restart, a
+broker lost for good. Two worker processes (engine and services each) must live through every
+fault; every workflow completes once, with its history holding each task exactly once.
+
+The longest pause (no task completed anywhere) is printed for each fault: run with `-s`."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from infinitic_streams import InfiniticClient
+from infinitic_streams.local_kafka import cluster, nodes
+from infinitic_streams.local_kafka.provision import default_cache_dir
+
+from .apps.workflows import Sum
+from .kafka_support import WorkerProcess
+from .ports import free_port_pair
+
+WORKFLOWS, STEPS = 200, 10
+RESULT_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(scope="module")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterRecord]:
+    run_dir = tmp_path_factory.mktemp("kafka-3")
+    record = cluster.up(run_dir, default_cache_dir(), 3, port=free_port_pair(3), log=print)
+    try:
+        yield record
+    finally:
+        cluster.down(run_dir, log=lambda _: None)
+
+
+Fault = Callable[[Path], None]
+
+
+def kill_and_restart(run_dir: Path) -> None:
+    nodes.stop_node(run_dir, 2, kill=True, log=print)
+    time.sleep(8.0)
+    nodes.start_node(run_dir, 2, log=print)
+
+
+def rolling_restart(run_dir: Path) -> None:
+    for node in (1, 2, 3):
+        nodes.stop_node(run_dir, node, log=print)
+        nodes.start_node(run_dir, node, log=print)
+
+
+def kill_for_good(run_dir: Path) -> None:
+    nodes.stop_node(run_dir, 3, kill=True, log=print)
+
+
+def run_through(
+    record: cluster.ClusterRecord, namespace: str, tmp_path: Path, fault: Fault
+) -> float:
+    """Start two workers, dispatch the workflows, apply `fault` once the first workflows have
+    moved, and check the outcome; return what was measured."""
+    run_dir = Path(record.nodes[0].log_file).parent.parent
+    bootstrap = record.bootstrap
+    workers = [
+        WorkerProcess(bootstrap, namespace, tmp_path / f"w{i}", "--engine", "--services")
+        for i in (1, 2)
+    ]
+    try:
+        with InfiniticClient({"bootstrap.servers": bootstrap}, namespace) as client:
+            handles = [client.dispatch(Sum.run, STEPS) for _ in range(WORKFLOWS)]
+            handles[0].result(timeout=RESULT_TIMEOUT_S)  # the workers are in: fault now
+            fault_at = time.time()
+            fault(run_dir)
+            assert [h.result(timeout=RESULT_TIMEOUT_S) for h in handles] == [45] * WORKFLOWS
+            histories = [h.history() for h in handles]
+        for handle, history in zip(handles, histories, strict=True):
+            succeeded = [e for e in history if e["event"] == "TaskSucceeded"]
+            assert sorted(e["seq"] for e in succeeded) == list(range(1, STEPS + 1)), handle.id
+            assert [e["event"] for e in history].count("Ended") == 1, handle.id
+        for worker in workers:
+            assert worker.running(), worker.log()[-5000:]
+    finally:
+        for worker in workers:
+            worker.kill()
+    done = sorted(
+        e["at"].timestamp() for h in histories for e in h if e["event"] == "TaskSucceeded"
+    )
+    after = [t for t in done if t >= fault_at - 1]
+    pause = max((b - a for a, b in itertools.pairwise(after)), default=0.0)
+    print(f"\n{fault.__name__}: longest pause without a completed task {pause:.1f} s")
+    return pause
+
+
+def test_a_broker_killed_and_restarted_8_s_later(
+    three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
+) -> None:
+    run_through(three_nodes, namespace, tmp_path, kill_and_restart)
+
+
+def test_a_rolling_restart_of_the_three_brokers(
+    three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
+) -> None:
+    run_through(three_nodes, namespace, tmp_path, rolling_restart)
+
+
+def test_a_broker_lost_for_good(
+    three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
+) -> None:
+    run_through(three_nodes, namespace, tmp_path, kill_for_good)  # the module's last test
