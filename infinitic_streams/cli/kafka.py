@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from confluent_kafka import KafkaException
 
 from infinitic_streams.kafka.admin import describe_cluster
-from infinitic_streams.local_kafka import cluster
+from infinitic_streams.kafka.errors import KafkaAuthError, KafkaUnavailable
+from infinitic_streams.local_kafka import cluster, nodes
+from infinitic_streams.local_kafka.config import Security, toml_block
 from infinitic_streams.local_kafka.provision import LocalKafkaError, default_cache_dir
 
 app = typer.Typer(help="Run a local Apache Kafka (KRaft) for development and tests.")
@@ -21,6 +23,17 @@ RunDir = Annotated[
         envvar="INFINITIC_KAFKA_RUN_DIR",
         help="Where the local cluster keeps its pids, configuration, data and logs.",
     ),
+]
+
+
+class SecurityMode(StrEnum):
+    plaintext = "plaintext"
+    sasl = "sasl"
+
+
+Timeout = Annotated[
+    float,
+    typer.Option(min=1, help="How long to wait for the node(s) to serve, in seconds."),
 ]
 
 
@@ -44,25 +57,85 @@ def up(
         Path | None,
         typer.Option(help="Where the Kafka jars are cached. Default: ~/.cache/infinitic-streams."),
     ] = None,
+    security: Annotated[
+        SecurityMode,
+        typer.Option(help="plaintext (no authentication) or sasl (SASL_PLAINTEXT, SCRAM-SHA-512)."),
+    ] = SecurityMode.plaintext,
+    user: Annotated[
+        str | None, typer.Option(help="SASL user (with --security sasl). Default: infinitic.")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="SASL password (with --security sasl). Default: random, per `up`."),
+    ] = None,
+    timeout: Timeout = cluster.READY_TIMEOUT,
 ) -> None:
-    """Start a local Kafka broker (downloaded from Maven Central once) and wait until ready."""
+    """Start a local Kafka broker (downloaded from Maven Central once) and wait until ready;
+    print the client settings for infinitic.toml."""
     if nodes == 2:
         raise _fail("--nodes must be 1 or 3: a KRaft quorum of two cannot lose a node.")
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         record = cluster.up(
-            run_dir.resolve(), cache_dir or default_cache_dir(), nodes, port, controller_port
+            run_dir.resolve(),
+            cache_dir or default_cache_dir(),
+            nodes,
+            port,
+            controller_port,
+            security=Security.of(security.value, user, password),
+            timeout=timeout,
         )
     except LocalKafkaError as error:
         raise _fail(str(error)) from None
     typer.echo(f"bootstrap servers: {record.bootstrap}")
+    typer.echo(f"client settings, for infinitic.toml:\n\n{toml_block(record.client_settings)}\n")
     typer.echo(f"logs: {run_dir}/node-*/broker.log; stop with `infinitic-streams kafka down`")
 
 
 @app.command()
 def down(run_dir: RunDir = DEFAULT_RUN_DIR) -> None:
     """Stop the local Kafka started by `up` (SIGTERM, then SIGKILL after 20 s)."""
-    cluster.down(run_dir.resolve())
+    try:
+        cluster.down(run_dir.resolve())
+    except LocalKafkaError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command("stop-node")
+def stop_node(
+    node: Annotated[int, typer.Argument(help="The node's number: 1, or 1 to 3.")],
+    kill: Annotated[
+        bool, typer.Option("--kill", help="SIGKILL at once, as a crash (default: SIGTERM).")
+    ] = False,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+) -> None:
+    """Stop one node of the local cluster, keeping its data (SIGTERM, SIGKILL after 20 s)."""
+    try:
+        cluster.stop_node(run_dir.resolve(), node, kill=kill, log=typer.echo)
+    except LocalKafkaError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command("start-node")
+def start_node(
+    node: Annotated[list[int], typer.Argument(help="The node's number; several start together.")],
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    timeout: Timeout = cluster.READY_TIMEOUT,
+) -> None:
+    """Start stopped node(s) again with their kept data; wait until they serve."""
+    try:
+        nodes.start_nodes(run_dir.resolve(), node, log=typer.echo, timeout=timeout)
+    except LocalKafkaError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def settings(run_dir: RunDir = DEFAULT_RUN_DIR) -> None:
+    """Print the client settings of the local cluster, for infinitic.toml."""
+    record = cluster.ClusterRecord.load(run_dir.resolve())
+    if record is None:
+        raise _fail(f"No local Kafka is recorded in {run_dir}: start one with `kafka up`.")
+    typer.echo(toml_block(record.client_settings))
 
 
 @app.command()
@@ -75,9 +148,11 @@ def status(run_dir: RunDir = DEFAULT_RUN_DIR) -> None:
         typer.echo(f"up: {record.bootstrap} (Kafka {record.kafka_version}, pid {pids})")
         return
     if current.state == "degraded" and record is not None:
+        stopped = " ".join(str(n) for n in current.stopped_nodes)
         raise _fail(
             f"degraded: only node(s) {current.running_nodes} of {record.bootstrap} run. "
-            "Restart with `infinitic-streams kafka down` then `up`."
+            f"Start the others with `infinitic-streams kafka start-node {stopped}` (their data "
+            "is kept), or get a fresh cluster with `down` then `up`."
         )
     typer.echo("down" + (f" (was {record.bootstrap})" if record else ""))
     raise typer.Exit(1)
@@ -95,11 +170,14 @@ def info(
     run_dir: RunDir = DEFAULT_RUN_DIR,
 ) -> None:
     """Show the brokers and topics of a Kafka cluster; exit code 1 when it is unreachable."""
-    address = bootstrap or _local_bootstrap(run_dir)
+    kafka = _settings_for(bootstrap, run_dir)
+    address = kafka["bootstrap.servers"]
     try:
-        overview = describe_cluster(address, timeout=10.0)
-    except KafkaException as error:
-        raise _fail(f"Kafka at {address} is unreachable: {error.args[0]}") from None
+        overview = describe_cluster(kafka, timeout=10.0)
+    except KafkaUnavailable as error:
+        raise _fail(f"Kafka is unreachable: {error}") from None
+    except KafkaAuthError as error:
+        raise _fail(str(error)) from None
     typer.echo(f"cluster {overview.cluster_id} at {address}")
     for broker in overview.brokers:
         role = " (controller)" if broker.node_id == overview.controller_id else ""
@@ -109,6 +187,10 @@ def info(
         typer.echo(f"  {name}  [{partitions} partition{'s' if partitions != 1 else ''}]")
 
 
-def _local_bootstrap(run_dir: Path) -> str:
+def _settings_for(bootstrap: str | None, run_dir: Path) -> dict[str, str]:
+    """The local cluster's client settings (SASL ones included) when no other bootstrap is
+    given, or when it is the local cluster's; else plain bootstrap servers (9092 by default)."""
     record = cluster.ClusterRecord.load(run_dir.resolve())
-    return record.bootstrap if record else f"127.0.0.1:{cluster.DEFAULT_PORT}"
+    if record is not None and bootstrap in (None, record.bootstrap):
+        return record.client_settings
+    return {"bootstrap.servers": bootstrap or f"127.0.0.1:{cluster.DEFAULT_PORT}"}
