@@ -286,7 +286,7 @@ def produce(
 
 def create_topics(settings: Settings) -> None:
     ensure_topics(
-        settings.bootstrap,
+        {"bootstrap.servers": settings.bootstrap},
         [
             TopicSpec(settings.topic(suffix), PARTITIONS)
             for suffix in ("increments", "counts", "floor-in", "floor-out")

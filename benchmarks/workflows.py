@@ -602,7 +602,7 @@ def run_runtime(
 def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
     note("floor: plain confluent-kafka, the same two hops per step, the Worker stopped")
     ensure_topics(
-        settings.bootstrap,
+        {"bootstrap.servers": settings.bootstrap},
         [TopicSpec(settings.topic(s), PARTITIONS) for s in ("floor-engine", "floor-tasks")],
     )
     loops = FloorLoops(settings)

@@ -21,7 +21,10 @@ def test_transaction_commits_outputs_and_offsets_and_hides_aborts(
     kafka_bootstrap: str, namespace: str
 ) -> None:
     source, sink, group = f"{namespace}.in", f"{namespace}.out", f"{namespace}.group"
-    ensure_topics(kafka_bootstrap, [TopicSpec(source, PARTITIONS), TopicSpec(sink, PARTITIONS)])
+    ensure_topics(
+        {"bootstrap.servers": kafka_bootstrap},
+        [TopicSpec(source, PARTITIONS), TopicSpec(sink, PARTITIONS)],
+    )
 
     plain = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     for i in range(RECORDS):

@@ -267,16 +267,6 @@ def test_cli_node_commands_fail_with_one_line(tmp_path: Path) -> None:
 # -- real clusters ---------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> int:
-    """A port p with p..p+count-1 and their controller ports (+100) all free."""
-    for _ in range(100):
-        port = free_port_pair()
-        others = [port + i for i in range(1, count)] + [port + 100 + i for i in range(1, count)]
-        if all(bindable(other) for other in others):
-            return port
-    raise RuntimeError(f"no {count} free consecutive port pairs found")
-
-
 def bindable(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -337,7 +327,7 @@ def wait_in_sync(settings: Mapping[str, str], topic: str, replicas: set[int]) ->
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ClusterRecord]]:
     """A 3-node plaintext cluster for this module's fault tests, stopped at the end."""
     run_dir = tmp_path_factory.mktemp("three-nodes")
-    port = free_ports(3)
+    port = free_port_pair(3)
     record = cluster.up(run_dir, default_cache_dir(), 3, port, log=quiet, timeout=SLOW)
     try:
         yield run_dir, record

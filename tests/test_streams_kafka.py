@@ -18,7 +18,9 @@ from .kafka_support import AppProcess, read_dead_letters, read_topic, wait_caugh
 
 
 def create_topics(bootstrap: str, namespace: str, *names: str) -> None:
-    ensure_topics(bootstrap, [TopicSpec(f"{namespace}.{n}", PARTITIONS) for n in names])
+    ensure_topics(
+        {"bootstrap.servers": bootstrap}, [TopicSpec(f"{namespace}.{n}", PARTITIONS) for n in names]
+    )
 
 
 def produce(

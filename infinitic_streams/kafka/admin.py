@@ -74,9 +74,7 @@ class ClusterOverview:
 class Admin:
     """An admin client with the user's whole settings."""
 
-    def __init__(self, kafka: Mapping[str, Any] | str) -> None:
-        if isinstance(kafka, str):  # TRANSITION: callers still passing bootstrap servers
-            kafka = {"bootstrap.servers": kafka}
+    def __init__(self, kafka: Mapping[str, Any]) -> None:
         self.where = bootstrap_of(kafka)
         self.errors = ClientErrors(self.where)
         config = client_config(kafka, {"socket.connection.setup.timeout.ms": 5000})
@@ -293,13 +291,13 @@ def _config_fits(key: str, value: str | None, wanted: str) -> bool:
 # -- one-call helpers (each builds its own admin client) ---------------------------------------
 
 
-def describe_cluster(kafka: Mapping[str, Any] | str, timeout: float = 5.0) -> ClusterOverview:
+def describe_cluster(kafka: Mapping[str, Any], timeout: float = 5.0) -> ClusterOverview:
     """Brokers and topics of the cluster; `KafkaUnavailable` when no broker answers within
     `timeout`, `KafkaAuthError` when it refuses the credentials."""
     return Admin(kafka).overview(timeout)
 
 
-def is_reachable(kafka: Mapping[str, Any] | str, timeout: float = 5.0) -> bool:
+def is_reachable(kafka: Mapping[str, Any], timeout: float = 5.0) -> bool:
     """True when a broker answers a metadata request within `timeout` seconds (refused
     credentials raise `KafkaAuthError`: the broker is there, the settings are wrong)."""
     try:
@@ -310,7 +308,7 @@ def is_reachable(kafka: Mapping[str, Any] | str, timeout: float = 5.0) -> bool:
 
 
 def ensure_topics(
-    kafka: Mapping[str, Any] | str, specs: list[TopicSpec], timeout: float = 30.0
+    kafka: Mapping[str, Any], specs: list[TopicSpec], timeout: float = 30.0
 ) -> list[str]:
     """`Admin.ensure_topics` with a client of its own."""
     return Admin(kafka).ensure_topics(specs, timeout)
