@@ -312,9 +312,8 @@ def test_dispatch_wait_describe_history(
     assert code == 0
     assert len(lines_of(out)) == 1  # only the new id
 
-    topics = describe_cluster(
-        {"bootstrap.servers": kafka_bootstrap}
-    ).topics  # commands leave no topic of their own
+    # commands leave no topic of their own
+    topics = describe_cluster({"bootstrap.servers": kafka_bootstrap}).topics
     assert sorted(t for t in topics if t.startswith(f"{namespace}.")) == [
         f"{namespace}.{name}"
         for name in ("dlq", "engine", "engine.changelog", "replies", "tasks.ImageUtil")
