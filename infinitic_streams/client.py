@@ -60,7 +60,7 @@ from infinitic_streams.topics import REPLY_PARTITIONS, Topics
 
 logger = logging.getLogger("infinitic_streams.client")
 DEFAULT_PARTITIONS = 8
-QUERY_TIMEOUT_S = 30.0
+QUERY_TIMEOUT_S = 60.0
 SEND_TIMEOUT_S = 60.0  # for Kafka to acknowledge a request
 
 

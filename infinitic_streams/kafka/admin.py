@@ -24,6 +24,7 @@ from confluent_kafka.admin import (
 
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.errors import (
+    LIBRDKAFKA_LOG,
     ClientErrors,
     KafkaUnavailable,
     Kind,
@@ -78,7 +79,7 @@ class Admin:
         self.where = bootstrap_of(kafka)
         self.errors = ClientErrors(self.where)
         config = client_config(kafka, {"socket.connection.setup.timeout.ms": 5000})
-        self._admin = AdminClient({**config, "error_cb": self.errors}, logger=_log)
+        self._admin = AdminClient({**config, "error_cb": self.errors}, logger=LIBRDKAFKA_LOG)
 
     def _retrying(self, operation: Any, what: str, timeout: float) -> Any:
         return retrying(operation, what, self.errors, timeout, poll=self._poll)
@@ -269,7 +270,19 @@ class Admin:
                     request_timeout=attempt_timeout,
                 )
                 for tp, future in futures.items():
-                    found[tp.partition][index] = future.result(attempt_timeout + 1).offset
+                    offset = future.result(attempt_timeout + 1).offset
+                    if offset < 0:
+                        # Seen after a leader moved, for as long as librdkafka asks the old
+                        # one (until its next metadata refresh): refresh now, then retry.
+                        self._admin.list_topics(topic, timeout=attempt_timeout)
+                        raise KafkaException(
+                            KafkaError(
+                                KafkaError.LEADER_NOT_AVAILABLE,
+                                f"no offset known for {topic}[{tp.partition}] yet",
+                                retriable=True,
+                            )
+                        )
+                    found[tp.partition][index] = offset
             return {p: (low, high) for p, (low, high) in found.items()}
 
         return self._retrying(bounds, f"reading the offsets of {topic}", timeout)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer as _Consumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from infinitic_streams.kafka.errors import (
+    LIBRDKAFKA_LOG,
     ClientErrors,
     Kind,
     classify,
@@ -47,7 +48,7 @@ class Consumer:
             {"auto.offset.reset": "earliest", **(defaults or {})},
             {"group.id": group, "enable.auto.commit": False, **(required or {})},
         )
-        self._consumer = _Consumer({**config, "error_cb": self.errors}, logger=_log)
+        self._consumer = _Consumer({**config, "error_cb": self.errors}, logger=LIBRDKAFKA_LOG)
 
     # -- messages --------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -40,6 +40,12 @@ class KafkaAuthError(InfiniticError):
 
 class FatalKafkaError(InfiniticError):
     """A client cannot go on (e.g. a producer fenced by a newer instance): the process stops."""
+
+
+class ProducerFenced(FatalKafkaError):
+    """The transactional producer was fenced: by a newer instance with its transactional.id,
+    or by its coordinator after aborting a transaction it had let run past its timeout
+    (seen during broker restarts). Only a new producer can go on."""
 
 
 class TransactionAborted(InfiniticError):
@@ -107,12 +113,13 @@ _AUTH = {
     KafkaError.CLUSTER_AUTHORIZATION_FAILED,
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
-_FATAL = {
-    KafkaError._FATAL,
+_FENCED = {
     KafkaError._FENCED,
     KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
     KafkaError.TRANSACTION_COORDINATOR_FENCED,
 }
+_FATAL = {KafkaError._FATAL, *_FENCED}
 
 
 def classify(error: KafkaError) -> Kind:
@@ -144,12 +151,14 @@ def auth_error(where: str, error: KafkaError) -> KafkaAuthError:
     )
 
 
-def raise_for(error: KafkaError, what: str, where: str) -> None:
+def raise_for(error: KafkaError, what: str, where: str) -> NoReturn:
     """Raise the exception of this package that matches a non-retriable `error`."""
     kind = classify(error)
     if kind is Kind.AUTH:
         raise auth_error(where, error)
     if kind is Kind.FATAL:
+        if error.code() in _FENCED:
+            raise ProducerFenced(f"{what}: {error.str()}")
         raise FatalKafkaError(f"{what}: {error.str()}")
     if kind is Kind.ABORTABLE:
         raise TransactionAborted(f"{what}: {error.str()}")
@@ -166,6 +175,9 @@ class Throttle:
         self._lock = threading.Lock()
 
     def warning(self, key: str, text: str) -> None:
+        self.log(logging.WARNING, key, "%s", text)
+
+    def log(self, level: int, key: str, text: str, *args: object) -> None:
         now = time.monotonic()
         with self._lock:
             last, held = self._last.get(key, (-self._interval, 0))
@@ -174,7 +186,23 @@ class Throttle:
                 return
             self._last[key] = (now, 0)
         more = f" ({held} more like it since the last line)" if held else ""
-        self._log.warning("%s%s", text, more)
+        self._log.log(level, text + "%s", *args, more)
+
+
+class LibrdkafkaLog:
+    """Where librdkafka's own log lines go (the `logger` of every client): at most one line
+    per facility (FAIL, REQTMOUT, ...) every 10 s, so a broker restart shows as a few lines
+    rather than one per connection attempt per thread."""
+
+    def __init__(self) -> None:
+        self._throttle = Throttle(10.0, logging.getLogger("infinitic_streams.kafka.librdkafka"))
+
+    def log(self, level: int, text: str, *args: object) -> None:
+        facility = str(args[0]) if args else ""
+        self._throttle.log(level, facility, text, *args)
+
+
+LIBRDKAFKA_LOG = LibrdkafkaLog()
 
 
 class ClientErrors:
@@ -251,8 +279,8 @@ def retrying(
                 raise_for(error, what, errors.where)
             if time.monotonic() >= deadline or (stop is not None and stop()):
                 raise KafkaUnavailable(
-                    f"{what}: Kafka at {errors.where} still answers {error.str()!r} after "
-                    f"{timeout:g} s. Check that the brokers run and that this host reaches "
+                    f"{what}: Kafka at {errors.where} still fails after {timeout:g} s "
+                    f"({error.str()}). Check that the brokers run and that this host reaches "
                     '"bootstrap.servers".'
                 ) from None
             errors.throttle.warning(f"{what}:{error.name()}", f"{what}: {error.str()} (retrying)")

@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as _Producer
 
 from infinitic_streams.kafka.errors import (
+    LIBRDKAFKA_LOG,
     Backoff,
     ClientErrors,
     FatalKafkaError,
@@ -40,6 +41,7 @@ _TOO_LARGE = {
 }
 # Once the process is stopping, retriable transaction calls give up after this long.
 SHUTDOWN_GRACE_S = 10.0
+IDLE_CLOSE_MS = 15_000
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,38 @@ class TransactionalProducer:
         stopping: Stopping = lambda: False,
     ) -> None:
         self.errors = ClientErrors(bootstrap_of(kafka))
-        config = client_config(
+        self.transactional_id = transactional_id
+        self._config = client_config(
             kafka,
-            {"transaction.timeout.ms": 60_000, **(defaults or {})},
+            {
+                "transaction.timeout.ms": 60_000,
+                # librdkafka (2.10 to 2.16 at least) can leave send_offsets_to_transaction
+                # waiting forever for a group coordinator whose broker was restarted: its
+                # lookup resumes only on a broker connection going up or down (issues #5456,
+                # #5511). Idle connections closing keep that from lasting.
+                "connections.max.idle.ms": IDLE_CLOSE_MS,
+                **(defaults or {}),
+            },
             {"transactional.id": transactional_id, "error_cb": self.errors},
         )
-        self._producer = _Producer(config, logger=_log)
+        self._producer = _Producer(self._config, logger=LIBRDKAFKA_LOG)
         self._stopping = stopping
         self.in_transaction = False
 
     def init(self) -> None:
         """Fence older instances with the same transactional.id and abort their transaction."""
         self._call(self._producer.init_transactions, 10.0)
+
+    def renew(self) -> None:
+        """After `ProducerFenced`: drop this producer (its records are lost with its open
+        transaction) and start a new one with the same transactional.id."""
+        old = self._producer
+        old.purge()
+        old.flush(0)
+        self.errors.broken = None
+        self.in_transaction = False
+        self._producer = _Producer(self._config, logger=LIBRDKAFKA_LOG)
+        self.init()
 
     def begin(self) -> None:
         if not self.in_transaction:
@@ -126,11 +148,21 @@ class TransactionalProducer:
         librdkafka retries records until `message.timeout.ms`, so this ends; `KafkaUnavailable`
         when `deadline` (monotonic) passes first, or once stopping, after a grace."""
         patience = _Patience(deadline, self._stopping)
-        while self._producer.flush(1.0) > 0:
+        started = time.monotonic()
+        while (left := self._flush(1.0)) > 0:
             self.errors.check("delivering records")
             if patience.exhausted():
                 raise KafkaUnavailable(f"records still undelivered to {self.errors.where}")
-            self.errors.throttle.warning("flush", "records not delivered yet: waiting for Kafka")
+            waited = time.monotonic() - started
+            if waited > 5.0:
+                text = f"{left} record(s) not acknowledged after {waited:.0f} s: waiting for Kafka"
+                self.errors.throttle.warning("flush", text)
+
+    def _flush(self, timeout: float) -> int:
+        try:
+            return self._producer.flush(timeout)  # type: ignore[no-any-return]
+        except KafkaException as exception:
+            raise_for(error_of(exception), "delivering records", self.errors.where)
 
     def commit(
         self, offsets: list[TopicPartition], group_metadata: object, deadline: float | None = None
@@ -216,7 +248,7 @@ class Producer:
 
     def _new(self) -> _Producer:
         self.errors.broken = None
-        return _Producer({**self._config, "error_cb": self.errors}, logger=_log)
+        return _Producer({**self._config, "error_cb": self.errors}, logger=LIBRDKAFKA_LOG)
 
     def produce(
         self,

@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.admin import Admin, TopicSpec
 from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
+from infinitic_streams.kafka.errors import KafkaUnavailable, ProducerFenced
 from infinitic_streams.kafka.producer import TransactionalProducer
 from infinitic_streams.streams.checkpoint import Checkpoint
 from infinitic_streams.streams.config import StreamConfig
@@ -97,30 +98,38 @@ class StreamApp:
         self._install_signal_handlers()
         self._start()
         try:
-            next_timers = next_metrics = time.monotonic()
+            self._next_timers = self._next_metrics = time.monotonic()
             while not self._stop.is_set():
-                now = time.monotonic()
-                if self.partitions.pending:
-                    self.partitions.open_pending()
-                if self.recovery.active:
-                    for partition in self.recovery.step():
-                        self.partitions.resume(partition)
-                idle = self.checkpoint.pending or self.recovery.active
-                wait = 0.0 if idle else max(0.0, min(next_timers - now, 0.1))
-                messages = self.consumer.consume(self.config.max_poll_records, wait)
-                if messages:
-                    self._handle_batch(messages)
-                now = time.monotonic()
-                if now >= next_timers:
-                    self._fire_timers()
-                    next_timers = now + self.config.timer_interval_ms / 1000
-                if self.checkpoint.pending and self._commit_due(now, bool(messages)):
-                    self._commit()
-                if now >= next_metrics:
-                    self._update_gauges()
-                    next_metrics = now + self.config.metrics_interval_s
+                try:
+                    self._step()
+                except ProducerFenced as fenced:
+                    self.checkpoint.fenced(self.partitions.transactions(), str(fenced))
         finally:
             self._shutdown()
+
+    def _step(self) -> None:
+        """One turn of the loop: open and restore partitions, process a batch, fire timers,
+        commit when due."""
+        now = time.monotonic()
+        if self.partitions.pending:
+            self.partitions.open_pending()
+        if self.recovery.active:
+            for partition in self.recovery.step():
+                self.partitions.resume(partition)
+        idle = self.checkpoint.pending or self.recovery.active
+        wait = 0.0 if idle else max(0.0, min(self._next_timers - now, 0.1))
+        messages = self.consumer.consume(self.config.max_poll_records, wait)
+        if messages:
+            self._handle_batch(messages)
+        now = time.monotonic()
+        if now >= self._next_timers:
+            self._fire_timers()
+            self._next_timers = now + self.config.timer_interval_ms / 1000
+        if self.checkpoint.pending and self._commit_due(now, bool(messages)):
+            self._commit()
+        if now >= self._next_metrics:
+            self._update_gauges()
+            self._next_metrics = now + self.config.metrics_interval_s
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -195,6 +204,8 @@ class StreamApp:
         try:
             if self.checkpoint.pending:
                 self._commit()
+        except (ProducerFenced, KafkaUnavailable) as error:  # the work is redone elsewhere
+            self._log(f"could not commit the last work while stopping: {error}")
         finally:
             self.consumer.close()  # leaves the group; revokes (nothing pending) and closes stores
             self.partitions.close(list(self.partitions.assigned))

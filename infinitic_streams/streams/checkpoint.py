@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 
 from infinitic_streams.kafka.consumer import Consumer, TopicPartition
-from infinitic_streams.kafka.errors import KafkaUnavailable, TransactionAborted
+from infinitic_streams.kafka.errors import FatalKafkaError, KafkaUnavailable, TransactionAborted
 from infinitic_streams.kafka.producer import Delivery, TransactionalProducer
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.changelog import changelog_records
 from infinitic_streams.streams.state.transaction import PartitionTransaction
 
 MAX_ABORT_BACKOFF_S = 5.0
+MAX_FENCINGS_PER_MINUTE = 3
 Log = Callable[[str], None]
 
 
@@ -53,6 +54,7 @@ class Checkpoint:
         self.count = 0
         self.opened_at = 0.0
         self._aborts_in_a_row = 0
+        self._fencings: list[float] = []
         self._delivery_errors: list[str] = []
 
     @property
@@ -129,6 +131,28 @@ class Checkpoint:
         self._reset()
         if self._aborts_in_a_row > 1:  # the cluster keeps refusing: give it time
             time.sleep(min(0.1 * 2 ** (self._aborts_in_a_row - 2), MAX_ABORT_BACKOFF_S))
+
+    def fenced(self, transactions: dict[int, PartitionTransaction], reason: str) -> None:
+        """The producer was fenced (its open transaction is gone): drop the buffered changes,
+        renew the producer, rewind the consumer to the committed offsets to redo the work.
+
+        Fenced again and again within a minute means another process has this
+        transactional.id: stop, rather than fence each other forever."""
+        now = time.monotonic()
+        self._fencings = [at for at in self._fencings if now - at < 60.0] + [now]
+        if len(self._fencings) > MAX_FENCINGS_PER_MINUTE:
+            raise FatalKafkaError(
+                f"fenced {len(self._fencings)} times within a minute ({reason}): another "
+                f"process uses transactional.id {self._producer.transactional_id}. Give each "
+                "process its own state_dir, or its own instance_id."
+            )
+        self._log(f"producer fenced, starting a new one: {reason}")
+        self._metrics.aborts.inc()
+        for transaction in transactions.values():
+            transaction.clear()
+        self._producer.renew()
+        self._rewind()
+        self._reset()
 
     def _produce_changelogs(
         self, transactions: dict[int, PartitionTransaction]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infinitic_streams.kafka.consumer import Consumer, TopicPartition
-from infinitic_streams.kafka.errors import Backoff, KafkaUnavailable
+from infinitic_streams.kafka.errors import Backoff, KafkaUnavailable, ProducerFenced
 from infinitic_streams.streams.checkpoint import Checkpoint
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.recovery import Recovery
@@ -78,14 +78,20 @@ class Partitions:
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Commit pending work while the partitions are still ours (bounded), then close them."""
         if self._checkpoint.pending:
-            self._checkpoint.commit(self.transactions(), timeout=self._revoke_timeout_s)
+            try:
+                self._checkpoint.commit(self.transactions(), timeout=self._revoke_timeout_s)
+            except ProducerFenced as fenced:  # the work is redone by the partitions' next owner
+                self._checkpoint.fenced(self.transactions(), str(fenced))
         self._pending = []
         self.close(sorted({tp.partition for tp in partitions}))
 
     def on_lost(self, partitions: list[TopicPartition]) -> None:
         """The partitions already belong to another member: drop the work, do not commit."""
         if self._checkpoint.pending:
-            self._checkpoint.abort(self.transactions(), "partitions lost", rewind=False)
+            try:
+                self._checkpoint.abort(self.transactions(), "partitions lost", rewind=False)
+            except ProducerFenced as fenced:
+                self._checkpoint.fenced(self.transactions(), str(fenced))
         self._pending = []
         self.close(sorted({tp.partition for tp in partitions}))
 
