@@ -33,7 +33,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
         return
     run_dir = tmp_path_factory.mktemp("kafka")
-    record = cluster.up(run_dir, default_cache_dir(), port=free_port_pair(), log=lambda _: None)
+    record = cluster.up(
+        run_dir, default_cache_dir(), port=free_port_pair(), log=lambda _: None, timeout=180.0
+    )
     try:
         yield record.bootstrap
     finally:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from infinitic_streams import InfiniticClient
+from infinitic_streams import InfiniticClient, WorkflowHandle
 from infinitic_streams.local_kafka import cluster, nodes
 from infinitic_streams.local_kafka.provision import default_cache_dir
 
@@ -29,7 +30,9 @@ RESULT_TIMEOUT_S = 300.0
 @pytest.fixture(scope="module")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterRecord]:
     run_dir = tmp_path_factory.mktemp("kafka-3")
-    record = cluster.up(run_dir, default_cache_dir(), 3, port=free_port_pair(3), log=print)
+    record = cluster.up(
+        run_dir, default_cache_dir(), 3, port=free_port_pair(3), log=print, timeout=180.0
+    )
     try:
         yield record
     finally:
@@ -68,11 +71,17 @@ def run_through(
     ]
     try:
         with InfiniticClient({"bootstrap.servers": bootstrap}, namespace) as client:
-            handles = [client.dispatch(Sum.run, STEPS) for _ in range(WORKFLOWS)]
+            with ThreadPoolExecutor(8) as pool:  # each dispatch waits for its acknowledgement
+                handles = list(
+                    pool.map(lambda _: client.dispatch(Sum.run, STEPS), range(WORKFLOWS))
+                )
             handles[0].result(timeout=RESULT_TIMEOUT_S)  # the workers are in: fault now
             fault_at = time.time()
             fault(run_dir)
-            assert [h.result(timeout=RESULT_TIMEOUT_S) for h in handles] == [45] * WORKFLOWS
+            results = [_result(h) for h in handles]
+            stuck = [h for h, r in zip(handles, results, strict=True) if r is None]
+            assert not stuck, _diagnose(stuck, workers)
+            assert results == [45] * WORKFLOWS
             histories = [h.history() for h in handles]
         for handle, history in zip(handles, histories, strict=True):
             succeeded = [e for e in history if e["event"] == "TaskSucceeded"]
@@ -90,6 +99,29 @@ def run_through(
     pause = max((b - a for a, b in itertools.pairwise(after)), default=0.0)
     print(f"\n{fault.__name__}: longest pause without a completed task {pause:.1f} s")
     return pause
+
+
+def _result(handle: WorkflowHandle) -> int | None:
+    try:
+        return handle.result(timeout=RESULT_TIMEOUT_S)  # type: ignore[no-any-return]
+    except TimeoutError:
+        return None
+
+
+def _diagnose(stuck: list[WorkflowHandle], workers: list[WorkerProcess]) -> str:
+    """What the stuck workflows wait for, and the end of the workers' logs."""
+    lines = [f"{len(stuck)} workflows did not end"]
+    for handle in stuck[:3]:
+        try:
+            info = handle.describe()
+            lines.append(f"{handle.id}: {info.status} pending {info.pending}")
+            lines += [f"    {event}" for event in handle.history()[-3:]]
+        except Exception as error:  # the report must not hide the failure
+            lines.append(f"{handle.id}: describe failed: {error!r}")
+    for worker in workers:
+        log = [line for line in worker.log().splitlines() if "librdkafka" not in line]
+        lines += [f"--- {worker.log_path}", *log[-30:]]
+    return "\n".join(lines)
 
 
 def test_a_broker_killed_and_restarted_8_s_later(

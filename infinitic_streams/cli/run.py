@@ -81,9 +81,9 @@ def dev(
     level = _log_level(log_level)
     settings = load_config(config)
     names = _check_runnable(settings, config, True)
-    bootstrap, started = _dev_kafka(settings, run_dir.resolve())
+    kafka, started = _dev_kafka(settings, run_dir.resolve())
+    bootstrap = kafka["bootstrap.servers"]
     try:
-        kafka = {**settings.kafka, "bootstrap.servers": bootstrap}
         worker = _worker(config, {"kafka": kafka, "engine": True})
         if started:
             typer.echo(
@@ -156,22 +156,23 @@ def _run(worker: Worker, level: int) -> None:
     typer.echo("Stopped.")
 
 
-def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[str, bool]:
-    """(bootstrap servers, whether this command started the broker). Like
-    scripts/with-kafka.sh: $INFINITIC_KAFKA must answer; else the configured cluster if it
-    answers; else the local cluster of `run_dir`, started unless it already runs."""
+def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[dict[str, Any], bool]:
+    """(Kafka settings, whether this command started the broker). Like scripts/with-kafka.sh:
+    $INFINITIC_KAFKA must answer; else the configured cluster if it answers; else the local
+    cluster of `run_dir` (with its recorded settings, SASL included), started unless it
+    already runs."""
     configured = bootstrap_of(settings)  # $INFINITIC_KAFKA already replaced it
     if os.environ.get("INFINITIC_KAFKA"):
         if not _answers(settings, SERVER_KAFKA_CHECK_TIMEOUT_S):
             raise fail(
                 f"INFINITIC_KAFKA={configured} does not answer; unset it to use a local broker."
             )
-        return configured, False
+        return settings.kafka, False
     if _answers(settings, 2.0):
-        return configured, False
+        return settings.kafka, False
     current = cluster.status(run_dir)
     if current.state == "up" and current.record is not None:
-        return current.record.bootstrap, False
+        return {**settings.kafka, **current.record.client_settings}, False
     port = _local_port(configured)
     typer.echo(f"No Kafka answers at {configured}: starting a local broker on port {port}...")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +183,7 @@ def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[str, bool]:
     except KeyboardInterrupt:
         cluster.down(run_dir, log=lambda _: None)
         raise typer.Exit(130) from None
-    return record.bootstrap, True
+    return {**settings.kafka, **record.client_settings}, True
 
 
 def _answers(settings: InfiniticConfig, timeout: float) -> bool:

@@ -262,30 +262,39 @@ class Admin:
         behind its own pending fetch on the same broker connection."""
 
         def bounds(attempt_timeout: float) -> dict[int, tuple[int, int]]:
-            found: dict[int, list[int]] = {p: [0, 0] for p in partitions}
-            for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
-                futures = self._admin.list_offsets(
-                    {TopicPartition(topic, p): spec for p in partitions},
-                    isolation_level=IsolationLevel.READ_COMMITTED,
-                    request_timeout=attempt_timeout,
-                )
-                for tp, future in futures.items():
-                    offset = future.result(attempt_timeout + 1).offset
-                    if offset < 0:
-                        # Seen after a leader moved, for as long as librdkafka asks the old
-                        # one (until its next metadata refresh): refresh now, then retry.
-                        self._admin.list_topics(topic, timeout=attempt_timeout)
-                        raise KafkaException(
-                            KafkaError(
-                                KafkaError.LEADER_NOT_AVAILABLE,
-                                f"no offset known for {topic}[{tp.partition}] yet",
-                                retriable=True,
-                            )
-                        )
-                    found[tp.partition][index] = offset
-            return {p: (low, high) for p, (low, high) in found.items()}
+            try:
+                return self._bounds(topic, partitions, attempt_timeout)
+            except KafkaException:
+                # After a leader moved, librdkafka's ListOffsets keeps asking the old leader
+                # (answers: an old leader epoch, or no offset) until its next periodic
+                # metadata refresh, minutes later: refresh now, then retry.
+                self._admin.list_topics(topic, timeout=attempt_timeout)
+                raise
 
         return self._retrying(bounds, f"reading the offsets of {topic}", timeout)  # type: ignore[no-any-return]
+
+    def _bounds(
+        self, topic: str, partitions: list[int], timeout: float
+    ) -> dict[int, tuple[int, int]]:
+        found: dict[int, list[int]] = {p: [0, 0] for p in partitions}
+        for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
+            futures = self._admin.list_offsets(
+                {TopicPartition(topic, p): spec for p in partitions},
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                request_timeout=timeout,
+            )
+            for tp, future in futures.items():
+                offset = future.result(timeout + 1).offset
+                if offset < 0:
+                    raise KafkaException(
+                        KafkaError(
+                            KafkaError.LEADER_NOT_AVAILABLE,
+                            f"no offset known for {topic}[{tp.partition}] yet",
+                            retriable=True,
+                        )
+                    )
+                found[tp.partition][index] = offset
+        return {p: (low, high) for p, (low, high) in found.items()}
 
 
 def _served(metadata: Any, topic: str) -> bool:

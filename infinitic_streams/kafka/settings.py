@@ -14,8 +14,13 @@ from typing import Any
 
 from infinitic_streams.errors import InfiniticError
 
-# Come back quickly once a restarted broker listens again (librdkafka's cap is 10 s).
-COMMON: dict[str, Any] = {"reconnect.backoff.max.ms": 1000}
+COMMON: dict[str, Any] = {
+    # Come back quickly once a restarted broker listens again (librdkafka's cap is 10 s).
+    "reconnect.backoff.max.ms": 1000,
+    # Learn of moved leaders within 30 s even where librdkafka does not refresh on an error
+    # (its default is every 5 minutes).
+    "topic.metadata.refresh.interval.ms": 30_000,
+}
 
 
 def bootstrap_of(kafka: Mapping[str, Any]) -> str:
