@@ -27,6 +27,9 @@ WORKFLOWS, STEPS = 200, 10
 RESULT_TIMEOUT_S = 300.0
 
 
+pytestmark = pytest.mark.kafka  # brokers of its own
+
+
 @pytest.fixture(scope="module")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterRecord]:
     run_dir = tmp_path_factory.mktemp("kafka-3")
@@ -45,13 +48,13 @@ Fault = Callable[[Path], None]
 def kill_and_restart(run_dir: Path) -> None:
     nodes.stop_node(run_dir, 2, kill=True, log=print)
     time.sleep(8.0)
-    nodes.start_node(run_dir, 2, log=print)
+    nodes.start_node(run_dir, 2, log=print, timeout=180.0)
 
 
 def rolling_restart(run_dir: Path) -> None:
     for node in (1, 2, 3):
         nodes.stop_node(run_dir, node, log=print)
-        nodes.start_node(run_dir, node, log=print)
+        nodes.start_node(run_dir, node, log=print, timeout=180.0)
 
 
 def kill_for_good(run_dir: Path) -> None:
@@ -78,7 +81,8 @@ def run_through(
             handles[0].result(timeout=RESULT_TIMEOUT_S)  # the workers are in: fault now
             fault_at = time.time()
             fault(run_dir)
-            results = [_result(h) for h in handles]
+            deadline = time.monotonic() + RESULT_TIMEOUT_S
+            results = [_result(h, deadline) for h in handles]
             stuck = [h for h, r in zip(handles, results, strict=True) if r is None]
             assert not stuck, _diagnose(stuck, workers)
             assert results == [45] * WORKFLOWS
@@ -101,9 +105,9 @@ def run_through(
     return pause
 
 
-def _result(handle: WorkflowHandle) -> int | None:
+def _result(handle: WorkflowHandle, deadline: float) -> int | None:
     try:
-        return handle.result(timeout=RESULT_TIMEOUT_S)  # type: ignore[no-any-return]
+        return handle.result(timeout=max(0.1, deadline - time.monotonic()))  # type: ignore[no-any-return]
     except TimeoutError:
         return None
 

@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 Settings = dict[str, str]
 
 
+pytestmark = pytest.mark.kafka  # brokers of its own
+
+
 @pytest.fixture(scope="module")
 def sasl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The client settings of a 1-node SASL cluster."""

@@ -38,6 +38,7 @@ from infinitic_streams.topics import TopicSpec
 
 __all__ = [
     "Admin",
+    "Bounds",
     "ClusterOverview",
     "TopicMismatchError",
     "TopicSpec",
@@ -55,6 +56,22 @@ _AT_LEAST = {"max.message.bytes"}
 
 class TopicMismatchError(InfiniticError):
     """A topic is missing, or differs from what infinitic-streams needs; the message says how."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Offsets of a partition: its first record, its last stable offset (records before it
+    are committed or aborted; one at it belongs to a transaction still open, or committed
+    whose markers are not written yet) and its end (the high watermark)."""
+
+    start: int
+    stable: int
+    end: int
+
+    @property
+    def settled(self) -> bool:
+        """No transaction is in flight on the partition."""
+        return self.stable >= self.end
 
 
 @dataclass(frozen=True)
@@ -255,13 +272,13 @@ class Admin:
 
     def partition_bounds(
         self, topic: str, partitions: list[int], timeout: float = 60.0
-    ) -> dict[int, tuple[int, int]]:
-        """(log start offset, last stable offset) of each partition, in two batched requests.
+    ) -> dict[int, Bounds]:
+        """The `Bounds` of each partition, in three batched requests.
 
         A dedicated admin client answers at once, where a consumer's watermark query can queue
         behind its own pending fetch on the same broker connection."""
 
-        def bounds(attempt_timeout: float) -> dict[int, tuple[int, int]]:
+        def bounds(attempt_timeout: float) -> dict[int, Bounds]:
             try:
                 return self._bounds(topic, partitions, attempt_timeout)
             except KafkaException:
@@ -273,14 +290,16 @@ class Admin:
 
         return self._retrying(bounds, f"reading the offsets of {topic}", timeout)  # type: ignore[no-any-return]
 
-    def _bounds(
-        self, topic: str, partitions: list[int], timeout: float
-    ) -> dict[int, tuple[int, int]]:
-        found: dict[int, list[int]] = {p: [0, 0] for p in partitions}
-        for index, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
+    def _bounds(self, topic: str, partitions: list[int], timeout: float) -> dict[int, Bounds]:
+        found: dict[int, list[int]] = {p: [] for p in partitions}
+        for spec, isolation in (
+            (OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED),
+            (OffsetSpec.latest(), IsolationLevel.READ_COMMITTED),
+            (OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED),
+        ):
             futures = self._admin.list_offsets(
                 {TopicPartition(topic, p): spec for p in partitions},
-                isolation_level=IsolationLevel.READ_COMMITTED,
+                isolation_level=isolation,
                 request_timeout=timeout,
             )
             for tp, future in futures.items():
@@ -293,8 +312,8 @@ class Admin:
                             retriable=True,
                         )
                     )
-                found[tp.partition][index] = offset
-        return {p: (low, high) for p, (low, high) in found.items()}
+                found[tp.partition].append(offset)
+        return {p: Bounds(*offsets) for p, offsets in found.items()}
 
 
 def _served(metadata: Any, topic: str) -> bool:

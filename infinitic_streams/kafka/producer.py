@@ -107,8 +107,11 @@ class TransactionalProducer:
         """After `ProducerFenced`: drop this producer (its records are lost with its open
         transaction) and start a new one with the same transactional.id."""
         old = self._producer
-        old.purge()
-        old.flush(0)
+        try:
+            old.purge()
+            old.flush(0)
+        except KafkaException as error:  # it is broken: what it says no longer matters
+            _log.info("discarding the fenced producer: %s", error)
         self.errors.broken = None
         self.in_transaction = False
         self._producer = _Producer(self._config, logger=LIBRDKAFKA_LOG)
@@ -321,8 +324,11 @@ class Producer:
                 return
             _log.warning("Kafka producer failed (%s): replacing it", broken.str())
             old = self._producer
-            old.purge()
-            old.flush(0)  # fails the purged records' callbacks: their senders send them again
+            try:
+                old.purge()
+                old.flush(0)  # fails the purged records' callbacks: their senders resend them
+            except KafkaException as error:
+                _log.info("discarding the failed producer: %s", error)
             self._producer = self._new()
 
 

@@ -2,9 +2,10 @@
 
 Protocol, per partition being assigned:
 1. Read the changelog offset stored in the partition's RocksDB (None for a new store).
-2. Ask for the changelog partition's bounds: its start, and its end, which under
-   `read_committed` is the last stable offset. Wipe the store and restore it all when its
-   offset lies beyond the end (the changelog was recreated) or when it is older than
+2. Ask for the changelog partition's bounds: its start, its last stable offset and its end;
+   wait while they differ (a transaction in flight: maybe the previous owner's last commit,
+   whose markers are not all written yet). Wipe the store and restore it all when its offset
+   lies beyond the end (the changelog was recreated) or when it is older than
    `max_state_age_s`: compaction drops tombstones after a day by default, so an old store
    replaying only the tail could keep keys deleted meanwhile.
 3. If the store is not behind, it is ready. Otherwise assign the changelog partition to the
@@ -34,7 +35,8 @@ Log = Callable[[str], None]
 def stale_reason(
     store: PartitionStore, changelog_end: int, now_ms: int, max_age_s: float
 ) -> str | None:
-    """Why the store cannot be caught up by replaying the changelog's tail, or None."""
+    """Why the store cannot be caught up by replaying the changelog's tail (which ends at
+    `changelog_end`, its high watermark), or None."""
     offset, written_at = store.changelog_offset, store.written_at_ms
     if offset is None:
         return None
@@ -43,6 +45,11 @@ def stale_reason(
     if written_at is not None and now_ms - written_at > max_age_s * 1000:
         return f"it is older than {max_age_s:.0f} s"
     return None
+
+
+class ChangelogUnsettled(KafkaUnavailable):
+    """A changelog partition still has a transaction in flight: restoring now could miss
+    records committed a moment ago whose markers are not written yet."""
 
 
 @dataclass
@@ -84,23 +91,35 @@ class Recovery:
     def start(self, stores: dict[int, PartitionStore]) -> list[int]:
         """Begin restoring the stores behind their changelog; return the ones ready now.
 
-        `KafkaUnavailable` when the changelog's offsets cannot be read (nothing started)."""
+        `KafkaUnavailable` (nothing started) when the changelog's offsets cannot be read, or
+        while one of its partitions has a transaction in flight (`ChangelogUnsettled`): the
+        previous owner's last commit may still be writing its markers, and a restore that
+        stopped at the last stable offset would miss it. A transaction left open by a process
+        that died ends within `transaction.timeout.ms`."""
         bounds = self._admin.partition_bounds(self._topic, sorted(stores), timeout=10.0)
+        unsettled = [p for p, b in sorted(bounds.items()) if not b.settled]
+        if unsettled:
+            raise ChangelogUnsettled(
+                f"changelog partition(s) {unsettled} of {self._topic} have a transaction in "
+                "flight: waiting for it to end"
+            )
         now_ms = int(time.time() * 1000)
         ready, tail = [], []
         for partition, store in stores.items():
-            low, end = bounds[partition]
-            why = stale_reason(store, end, now_ms, self._max_age_s)
+            bound = bounds[partition]
+            why = stale_reason(store, bound.end, now_ms, self._max_age_s)
             if why is not None:
                 self._log(f"partition {partition}: {why}: wiping its local state")
                 store.wipe()
-            start = max(low, store.changelog_offset or 0)
-            if start >= end:
+            start = max(bound.start, store.changelog_offset or 0)
+            if start >= bound.end:
                 ready.append(partition)
                 continue
-            self._tasks[partition] = RestoreTask(store, end)
+            self._tasks[partition] = RestoreTask(store, bound.end)
             tail.append(TopicPartition(self._topic, partition, start))
-            self._log(f"restoring partition {partition} from changelog offset {start} to {end}")
+            self._log(
+                f"restoring partition {partition} from changelog offset {start} to {bound.end}"
+            )
         if tail:
             self._consumer.incremental_assign(tail)
         return ready
