@@ -8,6 +8,7 @@ The longest pause (no task completed anywhere) is printed for each fault: run wi
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,4 +144,23 @@ def test_a_rolling_restart_of_the_three_brokers(
 def test_a_broker_lost_for_good(
     three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
 ) -> None:
-    run_through(three_nodes, namespace, tmp_path, kill_for_good)  # the module's last test
+    run_through(three_nodes, namespace, tmp_path, kill_for_good)
+
+
+def test_sigterm_ends_a_worker_whose_brokers_are_all_gone(
+    three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
+) -> None:
+    run_dir = Path(three_nodes.nodes[0].log_file).parent.parent
+    worker = WorkerProcess(
+        three_nodes.bootstrap, namespace, tmp_path / "w", "--engine", "--services"
+    )
+    try:
+        with InfiniticClient({"bootstrap.servers": three_nodes.bootstrap}, namespace) as client:
+            assert client.dispatch(Sum.run, 3).result(timeout=RESULT_TIMEOUT_S) == 3
+        for node in cluster.status(run_dir).running_nodes:  # the module's last test: all go
+            nodes.stop_node(run_dir, node, kill=True, log=print)
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.process.wait(180)  # the shutdown gives up on Kafka, bounded
+    finally:
+        worker.kill()
+    assert code == 0, worker.log()[-5000:]

@@ -127,12 +127,15 @@ def test_early_exit_shows_the_log_tail(tmp_path: Path) -> None:
 
 
 def cli(*args: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`infinitic-streams kafka ...` on the cluster of `run_dir` (not `make test`'s broker)."""
+    env = {k: v for k, v in os.environ.items() if k != "INFINITIC_KAFKA"}
     return subprocess.run(
         [sys.executable, "-m", "infinitic_streams", "kafka", *args, "--run-dir", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=2 * SLOW,
         check=False,
+        env=env,
     )
 
 

@@ -72,8 +72,11 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(autouse=True)
-def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI imports the config's classes, and must use the config's cluster, not the
+    $INFINITIC_KAFKA of `make test`."""
     monkeypatch.setattr(sys, "path", [str(ROOT), *sys.path])
+    monkeypatch.delenv("INFINITIC_KAFKA", raising=False)
 
 
 def test_client_worker_and_cli_work_with_sasl_settings_only(

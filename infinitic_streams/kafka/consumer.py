@@ -169,10 +169,11 @@ class Consumer:
             timeout,
         )
 
-    def commit(self, offsets: list[TopicPartition]) -> bool:
-        """Commit offsets synchronously; False (logged) when the cluster refused for now."""
+    def commit(self, offsets: list[TopicPartition], wait: bool = True) -> bool:
+        """Commit offsets, waiting for the answer (or not, before a bounded `close`); False
+        (logged) when the cluster refused for now."""
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=not wait)
         except KafkaException as exception:
             error = error_of(exception)
             if classify(error) in (Kind.FATAL, Kind.AUTH):

@@ -104,7 +104,7 @@ class ServiceWorker:
             self._pool.shutdown(wait=True)  # running tasks finish (their results are sent)
             if self._producer.flush(30) > 0:
                 logger.warning("service %s: results not delivered: rerun later", self.spec.name)
-            self._commit()
+            self._commit(wait=False)  # the bounded close sends it
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._consumer.close()
@@ -282,9 +282,9 @@ class ServiceWorker:
 
     # -- offsets -------------------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = True) -> None:
         offsets = self._offsets.committable()
-        if offsets and not self._consumer.commit(offsets):
+        if offsets and not self._consumer.commit(offsets, wait):
             self._offsets.uncommitted(offsets)  # the next commit tries again
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
