@@ -198,3 +198,26 @@ def test_poison_input_goes_to_the_dlq_and_processing_continues(
     failed = by_value[b"1"]
     assert "counter failed on this input" in failed.reason
     assert "AssertionError" in failed.reason
+
+
+def test_a_fenced_producer_is_renewed_and_nothing_is_doubled(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Another producer takes the app's transactional.id (what a coordinator does to a
+    transaction left open past its timeout): the app starts a new producer and goes on."""
+    create_topics(kafka_bootstrap, namespace, "increments", "counts")
+    rng = random.Random(11)
+    keys = [f"k{i}".encode() for i in range(10)]
+    before, after = increments(keys, 1000, rng), increments(keys, 1000, rng)
+    state = tmp_path / "state"
+    app = AppProcess("counter", kafka_bootstrap, namespace, state)
+    produce(kafka_bootstrap, f"{namespace}.increments", before)
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    fenced_id = (state / namespace / "counter" / "transactional.id").read_text().strip()
+    intruder = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": fenced_id})
+    intruder.init_transactions(30)  # bumps the epoch: the app's producer is fenced
+    produce(kafka_bootstrap, f"{namespace}.increments", after)
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    assert "producer fenced, starting a new one" in app.log()
+    assert app.terminate() == 0, app.log()
+    assert_exactly_once(kafka_bootstrap, namespace, before + after)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as _Producer
@@ -25,6 +25,7 @@ from infinitic_streams.kafka.errors import (
     FatalKafkaError,
     KafkaUnavailable,
     Kind,
+    ProducerFenced,
     TransactionAborted,
     classify,
     error_of,
@@ -143,7 +144,7 @@ class TransactionalProducer:
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)
             except KafkaException as exception:
-                raise_for(error_of(exception), f"producing to {topic}", self.errors.where)
+                self._fail(error_of(exception), f"producing to {topic}")
 
     def flush(self, deadline: float | None = None) -> None:
         """Wait until every record is delivered or has failed (its callback says which).
@@ -153,7 +154,7 @@ class TransactionalProducer:
         patience = _Patience(deadline, self._stopping)
         started = time.monotonic()
         while (left := self._flush(1.0)) > 0:
-            self.errors.check("delivering records")
+            self._check("delivering records")
             if patience.exhausted():
                 raise KafkaUnavailable(f"records still undelivered to {self.errors.where}")
             waited = time.monotonic() - started
@@ -165,7 +166,7 @@ class TransactionalProducer:
         try:
             return self._producer.flush(timeout)  # type: ignore[no-any-return]
         except KafkaException as exception:
-            raise_for(error_of(exception), "delivering records", self.errors.where)
+            self._fail(error_of(exception), "delivering records")
 
     def commit(
         self, offsets: list[TopicPartition], group_metadata: object, deadline: float | None = None
@@ -193,6 +194,19 @@ class TransactionalProducer:
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)
 
+    def _check(self, what: str) -> None:
+        if self.errors.broken is not None:
+            self._fail(self.errors.broken, what)
+
+    def _fail(self, error: KafkaError, what: str) -> NoReturn:
+        """Raise what `error` means. Every fatal error of a transactional producer counts as
+        a fencing (after one, librdkafka answers every call with a bare `_FATAL`): only a new
+        producer can go on, which the runtime starts (and stops if that keeps happening)."""
+        if classify(error) is Kind.FATAL:
+            cause = self.errors.broken or error
+            raise ProducerFenced(f"{what}: {cause.str()}")
+        raise_for(error, what, self.errors.where)
+
     def _call(
         self, operation: Callable[..., None], *args: object, deadline: float | None = None
     ) -> None:
@@ -207,9 +221,9 @@ class TransactionalProducer:
                 return
             except KafkaException as exception:
                 error = error_of(exception)
-                self.errors.check(name)
+                self._check(name)
                 if classify(error) is not Kind.RETRIABLE:
-                    raise_for(error, name, self.errors.where)
+                    self._fail(error, name)
                 if patience.exhausted():
                     raise KafkaUnavailable(f"{name}: {error.str()} (gave up waiting)") from None
                 self.errors.throttle.warning(name, f"{name}: {error.str()} (retrying)")
