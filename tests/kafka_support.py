@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def read_dead_letters(bootstrap: str, namespace: str) -> list[DeadLetter]:
 
 
 def read_topic(
-    bootstrap: str,
+    kafka: str | Mapping[str, str],
     topic: str,
     isolation: str = "read_committed",
     timeout: float = 60.0,
@@ -33,10 +34,11 @@ def read_topic(
 ) -> list[Any]:
     """Every (key, value) of `topic` visible at `isolation`, in partition order, read until the
     consumer position reaches each partition's end offset; (key, value, headers) when
-    `with_headers`."""
+    `with_headers`. `kafka`: the bootstrap servers, or client settings."""
+    settings = {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **settings,
             "group.id": f"{topic}.reader",
             "enable.auto.commit": False,
             "isolation.level": isolation,
@@ -62,8 +64,11 @@ def read_topic(
     return records
 
 
-def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 120.0) -> None:
-    """Wait until `group` has committed the end offset of every partition of `topic`."""
+def wait_caught_up(
+    bootstrap: str, group: str, topic: str, timeout: float = 120.0, app: AppProcess | None = None
+) -> None:
+    """Wait until `group` has committed the end offset of every partition of `topic`; a
+    timeout shows the end of `app`'s log."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     metadata = consumer.list_topics(topic, timeout=30)
     partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
@@ -77,7 +82,8 @@ def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 120.
             time.sleep(0.2)
     finally:
         consumer.close()
-    raise TimeoutError(f"group {group} did not catch up on {topic} within {timeout} s")
+    log = f"\n--- end of the app's log:\n{app.log()[-6000:]}" if app else ""
+    raise TimeoutError(f"group {group} did not catch up on {topic} within {timeout} s{log}")
 
 
 class AppProcess:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from infinitic_streams.kafka.admin import TopicSpec, describe_cluster, ensure_topics
@@ -25,6 +25,7 @@ from infinitic_streams.local_kafka.config import Security, plan_nodes, server_pr
 from infinitic_streams.local_kafka.provision import LocalKafkaError, default_cache_dir
 from infinitic_streams.local_kafka.record import ClusterRecord, NodeProcess
 
+from .kafka_support import read_topic
 from .ports import free_port_pair
 
 # Generous bounds for brokers to serve: the CI machine may be busy (conditions are waited on).
@@ -270,15 +271,6 @@ def test_cli_node_commands_fail_with_one_line(tmp_path: Path) -> None:
 # -- real clusters ---------------------------------------------------------------------------
 
 
-def bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def produce(settings: Mapping[str, str], topic: str, values: range) -> None:
     """Write `values` with acks=all, and fail unless every record was acknowledged."""
     failures: list[str] = []
@@ -294,24 +286,9 @@ def produce(settings: Mapping[str, str], topic: str, values: range) -> None:
     assert failures == []
 
 
-def read_values(settings: Mapping[str, str], topic: str, timeout: float = 60.0) -> list[int]:
+def read_values(settings: Mapping[str, str], topic: str) -> list[int]:
     """Every value of `topic`, read until each partition's end offset, sorted."""
-    consumer = Consumer({**settings, "group.id": f"reader-{uuid.uuid4().hex}"})
-    try:
-        metadata = consumer.list_topics(topic, timeout=30)
-        partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, 30)[1] for tp in partitions}
-        consumer.assign(partitions)
-        found: list[int] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            positions = consumer.position(partitions)
-            if all(max(tp.offset, 0) >= ends[tp.partition] for tp in positions):
-                return sorted(found)
-            found += [int(m.value()) for m in consumer.consume(500, 0.2) if m.error() is None]
-        raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
-    finally:
-        consumer.close()
+    return sorted(int(value) for _, value in read_topic(settings, topic))
 
 
 def wait_in_sync(settings: Mapping[str, str], topic: str, replicas: set[int]) -> None:

@@ -73,7 +73,7 @@ def test_exactly_once_through_three_kill_9(
         app.kill()
         app = AppProcess("counter", kafka_bootstrap, namespace, state)
     feeder.join()
-    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments", app=app)
     assert app.terminate() == 0, app.log()
     assert_exactly_once(kafka_bootstrap, namespace, sent)
 
@@ -92,7 +92,7 @@ def test_restore_from_changelog_full_and_tail(
         app = AppProcess("counter", kafka_bootstrap, namespace, state)
         produce(kafka_bootstrap, f"{namespace}.increments", batch)
         sent.extend(batch)
-        wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+        wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments", app=app)
         restored = app.metric("infinitic_restore_records_total")
         assert app.terminate() == 0, app.log()
         assert_exactly_once(kafka_bootstrap, namespace, sent)
@@ -129,7 +129,7 @@ def test_rebalance_moves_partitions_with_their_state(
     first.wait_for_metric("infinitic_messages_processed_total", above=0)
     assert first.terminate() == 0, first.log()  # mid-stream: the second takes over
     feeder.join()
-    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments", app=second)
     assert "assigned partitions [0, 1, 2, 3, 4, 5, 6, 7]" in second.log()
     assert second.metric("infinitic_restore_records_total") > 0
     assert second.terminate() == 0, second.log()
@@ -183,7 +183,7 @@ def test_poison_input_goes_to_the_dlq_and_processing_continues(
     poison = [(b"k1", b"\xff\x00not a number"), (None, b"1")]  # undecodable; process() fails
     app = AppProcess("counter", kafka_bootstrap, namespace, tmp_path / "state")
     produce(kafka_bootstrap, topic, good[:2] + poison + good[2:])
-    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", topic)
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", topic, app=app)
     dead_letters = app.metric("infinitic_dead_letters_total")
     assert app.terminate() == 0, app.log()
     assert dead_letters == 2
@@ -212,12 +212,12 @@ def test_a_fenced_producer_is_renewed_and_nothing_is_doubled(
     state = tmp_path / "state"
     app = AppProcess("counter", kafka_bootstrap, namespace, state)
     produce(kafka_bootstrap, f"{namespace}.increments", before)
-    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments", app=app)
     fenced_id = (state / namespace / "counter" / "transactional.id").read_text().strip()
     intruder = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": fenced_id})
     intruder.init_transactions(30)  # bumps the epoch: the app's producer is fenced
     produce(kafka_bootstrap, f"{namespace}.increments", after)
-    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments")
+    wait_caught_up(kafka_bootstrap, f"{namespace}.counter", f"{namespace}.increments", app=app)
     assert "producer fenced, starting a new one" in app.log()
     assert app.terminate() == 0, app.log()
     assert_exactly_once(kafka_bootstrap, namespace, before + after)

@@ -65,6 +65,28 @@ OnDelivery = Callable[[Delivery], None]
 RawCallback = Callable[[KafkaError | None, Message], None]
 
 
+def _served(serve: Callable[[float], int], timeout: float) -> int:
+    """`poll` or `flush` of a librdkafka producer. On a fatal error confluent-kafka raises
+    from inside them (from its error callback, which it then skips), and a delivery callback
+    run after that fails with a SystemError caused by it: both come out as the fatal
+    KafkaException."""
+    try:
+        return serve(timeout)
+    except SystemError as error:
+        if isinstance(error.__cause__, KafkaException):
+            raise error.__cause__ from None
+        raise
+
+
+def _discard(producer: _Producer) -> None:
+    """Drop a broken producer: its queued records fail their delivery callbacks."""
+    try:
+        producer.purge()
+        _served(producer.flush, 0)
+    except KafkaException as error:  # it is broken: what it says no longer matters
+        _log.info("discarding a failed producer: %s", error)
+
+
 def _callback(on_delivery: OnDelivery | None) -> RawCallback | None:
     if on_delivery is None:
         return None
@@ -107,12 +129,7 @@ class TransactionalProducer:
     def renew(self) -> None:
         """After `ProducerFenced`: drop this producer (its records are lost with its open
         transaction) and start a new one with the same transactional.id."""
-        old = self._producer
-        try:
-            old.purge()
-            old.flush(0)
-        except KafkaException as error:  # it is broken: what it says no longer matters
-            _log.info("discarding the fenced producer: %s", error)
+        _discard(self._producer)
         self.errors.broken = None
         self.in_transaction = False
         self._producer = _Producer(self._config, logger=LIBRDKAFKA_LOG)
@@ -142,7 +159,7 @@ class TransactionalProducer:
                     )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
-                self._producer.poll(0.05)
+                self.poll(0.05)
             except KafkaException as exception:
                 self._fail(error_of(exception), f"producing to {topic}")
 
@@ -164,7 +181,7 @@ class TransactionalProducer:
 
     def _flush(self, timeout: float) -> int:
         try:
-            return self._producer.flush(timeout)  # type: ignore[no-any-return]
+            return _served(self._producer.flush, timeout)
         except KafkaException as exception:
             self._fail(error_of(exception), "delivering records")
 
@@ -189,10 +206,16 @@ class TransactionalProducer:
             self.in_transaction = False
 
     def poll(self, timeout: float = 0) -> None:
-        self._producer.poll(timeout)
+        try:
+            _served(self._producer.poll, timeout)
+        except KafkaException as exception:
+            self._fail(error_of(exception), "serving delivery reports")
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
+        try:
+            _served(self._producer.flush, timeout)
+        except KafkaException as error:  # closing: its transaction is aborted by the broker
+            _log.info("closing a failed producer: %s", error)
 
     def _check(self, what: str) -> None:
         if self.errors.broken is not None:
@@ -283,11 +306,9 @@ class Producer:
                 self._producer.produce(topic, value, key, on_delivery=callback, headers=headers)
                 return
             except BufferError:
-                self._producer.poll(0.05)
+                self._serve(self._producer.poll, 0.05)
             except KafkaException as exception:
-                error = error_of(exception)
-                if classify(error) is not Kind.FATAL:
-                    raise_for(error, f"producing to {topic}", self.errors.where)
+                self._broken(error_of(exception), f"producing to {topic}")
 
     def send(
         self,
@@ -309,7 +330,7 @@ class Producer:
         self.produce(topic, key, value, delivered, headers)
         deadline = time.monotonic() + timeout
         while not done.is_set():
-            self._producer.poll(0.05)
+            self.poll(0.05)
             self.errors.check(f"producing to {topic}")
             if time.monotonic() > deadline and not done.is_set():
                 raise KafkaUnavailable(
@@ -319,13 +340,30 @@ class Producer:
         return reports[0]
 
     def poll(self, timeout: float = 0) -> int:
-        served = self._producer.poll(timeout)
+        served = self._serve(self._producer.poll, timeout)
         self._renew_if_broken()
         return served
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` for every queued record; return how many are still queued."""
-        return self._producer.flush(timeout)
+        left = self._serve(self._producer.flush, timeout)
+        if self.errors.broken is not None:
+            self._renew_if_broken()  # its records failed their callbacks: none is queued
+            return 0
+        return left
+
+    def _serve(self, serve: Callable[[float], int], timeout: float) -> int:
+        try:
+            return _served(serve, timeout)
+        except KafkaException as exception:
+            self._broken(error_of(exception), "serving delivery reports")
+            return 0
+
+    def _broken(self, error: KafkaError, what: str) -> None:
+        """A fatal error marks this producer for replacement; others are raised."""
+        if classify(error) is not Kind.FATAL:
+            raise_for(error, what, self.errors.where)
+        self.errors.broken = error
 
     def _renew_if_broken(self) -> None:
         broken = self.errors.broken
@@ -337,12 +375,7 @@ class Producer:
             if self.errors.broken is None:
                 return
             _log.warning("Kafka producer failed (%s): replacing it", broken.str())
-            old = self._producer
-            try:
-                old.purge()
-                old.flush(0)  # fails the purged records' callbacks: their senders resend them
-            except KafkaException as error:
-                _log.info("discarding the failed producer: %s", error)
+            _discard(self._producer)  # their failed callbacks tell the senders to resend
             self._producer = self._new()
 
 
