@@ -12,7 +12,9 @@ leader change it just takes longer; refused credentials raise `KafkaAuthError` a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
 import random
 import sys
@@ -62,6 +64,7 @@ logger = logging.getLogger("infinitic_streams.client")
 DEFAULT_PARTITIONS = 8
 QUERY_TIMEOUT_S = 60.0
 SEND_TIMEOUT_S = 60.0  # for Kafka to acknowledge a request
+ENGINE_CHECK_S = 30.0  # how often a dispatch may check that an engine runs
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class WorkflowInfo:
     updated_at: datetime
     pending: list[str]  # tasks and timers it waits for
     tags: tuple[str, ...] = ()
+    args: tuple[Any, ...] = ()  # the start arguments as plain JSON values (large ones shortened)
+    traceback: str = ""  # of the error, when FAILED
 
 
 class InfiniticClient:
@@ -89,7 +94,12 @@ class InfiniticClient:
         self.kafka = dict(kafka)
         self.topics = Topics(namespace, partitions, max_payload_bytes)
         self.client_id = uuid.uuid4().hex[:12]
-        Admin(self.kafka).ensure_topics([self.topics.engine_spec(), self.topics.replies_spec()])
+        self._admin = Admin(self.kafka)
+        # Records keyed by workflow id reach the right partition whatever the engine topic's
+        # count: a client need not know it (created with `partitions` only when missing).
+        engine = dataclasses.replace(self.topics.engine_spec(), any_partitions=True)
+        self._admin.ensure_topics([engine, self.topics.replies_spec()])
+        self._engines_seen_at = 0.0  # monotonic time an engine was last seen in its group
         self._producer = Producer(
             self.kafka, {"message.max.bytes": self.topics.max_message_bytes + 1024}
         )
@@ -150,24 +160,80 @@ class InfiniticClient:
         cls = _defining_class(method)
         param_hints, _ = payload.hints_of(method)
         encoded = payload.encode_args(args, param_hints)
-        what = f"the arguments of {method.__qualname__}"
-        payload.check_size(encoded, self.topics.max_payload_bytes, what)
+        name = workflow_spec(cls).name
+        workflow_id = self.dispatch_encoded(name, method.__name__, encoded, id, tags, meta)
+        return WorkflowHandle(self, cls, workflow_id, method.__name__, waiting=True)
+
+    def dispatch_encoded(
+        self,
+        workflow_name: str,
+        method_name: str,
+        args: list[bytes],
+        id: str | None = None,
+        tags: tuple[str, ...] | list[str] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start a workflow by its name, with arguments already encoded as payload JSON (what
+        a tool without the workflow's code sends); return its id. Results come to
+        `get_workflow(None, id)` handles as plain JSON values."""
+        what = f"the arguments of {workflow_name}.{method_name}"
+        payload.check_size(args, self.topics.max_payload_bytes, what)
         workflow_id = id or str(uuid.uuid4())
         message = DispatchWorkflow(
             workflow_id=workflow_id,
-            workflow_name=workflow_spec(cls).name,
-            method_name=method.__name__,
-            args=tuple(Payload(data=a) for a in encoded),
+            workflow_name=workflow_name,
+            method_name=method_name,
+            args=tuple(Payload(data=a) for a in args),
             tags=tuple(tags),
             meta=dict(meta or {}),
             reply_to=self.reply_to,
         )
         self._send(workflow_id, message)
-        return WorkflowHandle(self, cls, workflow_id, method.__name__, waiting=True)
+        self._warn_without_engine()
+        return workflow_id
 
-    def get_workflow(self, cls: type, id: str) -> WorkflowHandle:
-        """A handle on the workflow with this id (it may have been started elsewhere)."""
+    def get_workflow(self, cls: type | None, id: str) -> WorkflowHandle:
+        """A handle on the workflow with this id (it may have been started elsewhere).
+
+        With `cls=None`, results come as plain JSON values (dicts, lists, strings, numbers):
+        what a tool that does not have the workflow's code can show."""
         return WorkflowHandle(self, cls, id, None, waiting=False)
+
+    def engine_running(self) -> bool | None:
+        """Whether an engine consumes this namespace now (a member of its engine group);
+        None when Kafka did not say within a few seconds."""
+        try:
+            running = self._admin.group_members(self.topics.engine_group, timeout=3.0) > 0
+        except InfiniticError:
+            return None
+        if running:
+            self._engines_seen_at = time.monotonic()
+        return running
+
+    def _warn_without_engine(self) -> None:
+        """Warn, at most every ENGINE_CHECK_S, when no engine would run what was sent."""
+        now = time.monotonic()
+        if now - self._engines_seen_at < ENGINE_CHECK_S:
+            return
+        self._engines_seen_at = now  # until the next check, whatever it finds
+        if self.engine_running() is False:
+            logger.warning(
+                "no engine consumes namespace %r (its group %s has no member): what this "
+                "client sends waits until a Worker with engine=True runs for it",
+                self.topics.namespace,
+                self.topics.engine_group,
+            )
+
+    def _no_engine_hint(self) -> str:
+        running = self.engine_running()
+        if running is False:
+            return (
+                f" No engine consumes namespace {self.topics.namespace!r}: start a Worker "
+                "with engine=True (or `infinitic-streams engine`) for it."
+            )
+        if running is None:
+            return " (Kafka did not say whether an engine runs.)"
+        return ""
 
     # -- plumbing used by handles --------------------------------------------------------------
 
@@ -210,8 +276,8 @@ class InfiniticClient:
         except TimeoutError:
             future.cancel()
             raise TimeoutError(
-                f"no answer about workflow {workflow_id} within {QUERY_TIMEOUT_S:.0f} s: is an "
-                f"engine running for namespace {self.topics.namespace!r}?"
+                f"no answer about workflow {workflow_id} within {QUERY_TIMEOUT_S:.0f} s."
+                + self._no_engine_hint()
             ) from None
         if not reply.found:
             raise WorkflowNotFound(workflow_id)
@@ -231,8 +297,10 @@ class InfiniticClient:
                     raise WorkflowNotFound(workflow_id)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"workflow {workflow_id} did not end within {timeout} s")
+                    break
                 self._changed.wait(remaining if remaining is not None else 1.0)
+        hint = self._no_engine_hint()  # outside the lock: it asks Kafka
+        raise TimeoutError(f"workflow {workflow_id} did not end within {timeout:g} s.{hint}")
 
     def _forget_result(self, workflow_id: str) -> None:
         with self._changed:
@@ -277,7 +345,7 @@ class WorkflowHandle:
     def __init__(
         self,
         client: InfiniticClient,
-        cls: type,
+        cls: type | None,
         workflow_id: str,
         method: str | None,
         waiting: bool,
@@ -295,7 +363,7 @@ class WorkflowHandle:
         result = self._client._wait_result(self.id, timeout, asked)
         if result.status == WorkflowStatus.COMPLETED:
             assert result.result is not None
-            return payload.decode(result.result.data, self._return_hint(), path="result")
+            return self._decode_result(result.result.data)
         error = result.error
         if result.status == WorkflowStatus.CANCELED:
             raise WorkflowCanceled(self.id, error.message if error else "")
@@ -310,7 +378,7 @@ class WorkflowHandle:
         self._method = state.method
         result = None
         if state.result is not None:
-            result = payload.decode(state.result.encode(), self._return_hint(), path="result")
+            result = self._decode_result(state.result.encode())
         return WorkflowInfo(
             id=state.workflow_id,
             name=state.workflow_name,
@@ -322,6 +390,8 @@ class WorkflowHandle:
             updated_at=_datetime(state.updated_at_ms),
             pending=description.pending,
             tags=tuple(state.tags),
+            args=tuple(json.loads(a) for a in description.args),
+            traceback=state.error.traceback if state.error else "",
         )
 
     def history(self) -> list[dict[str, Any]]:
@@ -337,11 +407,14 @@ class WorkflowHandle:
         self._client._send(self.id, RetryWorkflow(workflow_id=self.id))
         self._waiting = False  # the next result() asks for the new outcome
 
-    def _return_hint(self) -> Any:
+    def _decode_result(self, data: bytes) -> Any:
+        if self._cls is None:
+            return json.loads(data)
         if self._method is None:
             self.describe()
         assert self._method is not None
-        return payload.hints_of(public_method(self._cls, self._method))[1]
+        hint = payload.hints_of(public_method(self._cls, self._method))[1]
+        return payload.decode(data, hint, path="result")
 
 
 def _defining_class(method: Callable[..., Any]) -> type:

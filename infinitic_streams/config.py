@@ -21,10 +21,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +68,17 @@ class InfiniticConfig:
             raise ConfigError(f"no configuration file {path}: create it (see README)") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        unknown = [key for key in raw if key not in TOP_LEVEL_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"{path}: unknown key {unknown[0]!r}; the top-level keys are "
-                f"{', '.join(TOP_LEVEL_KEYS)}"
-            )
+        check_keys(path, raw, TOP_LEVEL_KEYS, "at the top level")
         kafka = dict(raw.get("kafka", {}))
         if bootstrap := os.environ.get("INFINITIC_KAFKA"):
             kafka["bootstrap.servers"] = bootstrap
         if "bootstrap.servers" not in kafka:
             raise ConfigError(f'{path}: set "bootstrap.servers" under [kafka]')
-        try:
-            worker = WorkerConfig(**raw.get("worker", {}))
-        except TypeError as error:
-            raise ConfigError(f"{path}: [worker] {error}") from None
+        worker_table = raw.get("worker", {})
+        if not isinstance(worker_table, dict):
+            raise ConfigError(f"{path}: [worker] must be a table")
+        check_keys(path, worker_table, [f.name for f in fields(WorkerConfig)], "in [worker]")
+        worker = WorkerConfig(**worker_table)
         return cls(
             kafka,
             raw.get("namespace", "default"),
@@ -88,6 +86,17 @@ class InfiniticConfig:
             worker,
             raw.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
         )
+
+
+def check_keys(path: Path, table: dict[str, Any], known: Sequence[str], where: str) -> None:
+    """A misspelt key is an error naming the closest valid one."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"{path}: unknown key {key!r} {where}; {hint}the keys are {', '.join(known)}"
+            )
 
 
 def import_object(reference: str) -> Any:

@@ -32,6 +32,7 @@ class TopicSpec:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
     checked: tuple[str, ...] | None = None
+    any_partitions: bool = False  # an existing topic may have another count (a client's view)
 
     def checked_config(self) -> dict[str, str]:
         keys = self.config if self.checked is None else self.checked
@@ -83,6 +84,11 @@ class Topics:
     @property
     def dlq(self) -> str:
         return f"{self.namespace}.dlq"
+
+    def owns(self, topic: str) -> bool:
+        """Whether `topic` belongs to this namespace (and not to one named like `<ns>.x`)."""
+        own = (self.engine, f"{self.engine}.changelog", self.replies, self.dlq)
+        return topic in own or topic.startswith(f"{self.namespace}.tasks.")
 
     # -- specs -----------------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from examples.images import ImageUtilImpl, ImageWorkflow
-from infinitic_streams import Worker
+from infinitic_streams import InfiniticClient, Worker
 from infinitic_streams.cli import common
 from infinitic_streams.cli.app import app
 from infinitic_streams.kafka.admin import describe_cluster
@@ -75,7 +77,10 @@ def write_config(
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
-def test_without_config_every_command_says_how_to_make_one(command: list[str]) -> None:
+def test_without_config_every_command_says_how_to_make_one(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INFINITIC_KAFKA", raising=False)  # else client commands use it
     code, _, err = cli(*command)
     assert code == 1
     assert "No configuration file infinitic.toml" in err
@@ -92,7 +97,7 @@ def test_without_config_every_command_says_how_to_make_one(command: list[str]) -
         ("[kafka]\nfoo = 1", 'set "bootstrap.servers" under [kafka]'),
         (
             '[kafka]\n"bootstrap.servers" = "x:1"\n[worker]\nworkflow = []',
-            "unknown key 'workflow' in [worker]; the keys are services, workflows",
+            "unknown key 'workflow' in [worker]; did you mean 'workflows'? the keys are services",
         ),
         (
             '[kafka]\n"bootstrap.servers" = "x:1"\n[worker]\nworkflows = ["nope.mod:X"]',
@@ -124,7 +129,7 @@ def test_a_bad_config_is_named_with_its_fix(
 ) -> None:
     monkeypatch.delenv("INFINITIC_KAFKA", raising=False)
     (tmp_path / "bad.toml").write_text(content)
-    code, _, err = cli("describe", "some-id", "--config", "bad.toml")
+    code, _, err = cli("engine", "--config", "bad.toml")
     assert code == 1
     assert message in err
 
@@ -276,17 +281,23 @@ def test_dispatch_wait_describe_history(
     assert rows["id"] == "order-42"
     assert rows["workflow"] == "ImageWorkflow.run"
     assert rows["status"] == "COMPLETED"
-    assert rows["started"].endswith(" UTC")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(.+ ago\)", rows["started"])
+    assert rows["args"] == f'("me@example.com", "{url}")'
     assert rows["result"].startswith('["https://images.example.com/')
 
-    code, out, _ = cli("describe", "order-42", "--json")
+    code, out, _ = cli("describe", "order-42", "-o", "json")
     assert code == 0
     info = json.loads(out)
     assert (info["status"], info["method"], info["result"]) == ("COMPLETED", "run", urls)
+    assert info["args"] == ["me@example.com", url]
+    assert set(info) == {
+        "id", "name", "method", "status", "started_at", "updated_at", "tags", "args", "result",
+        "error", "traceback", "pending",
+    }  # fmt: skip
 
     code, out, _ = cli("history", "order-42")
     assert code == 0
-    events = [line.split()[3] for line in lines_of(out)]  # date, time, "UTC", event
+    events = [line.split()[1] for line in lines_of(out)]  # ISO 8601 time, event
     assert events[0] == "Started"
     assert events[-1] == "Ended"
     assert events.count("TaskScheduled") == 8  # download, 3 resize, 3 upload, save
@@ -294,7 +305,7 @@ def test_dispatch_wait_describe_history(
     assert "ImageUtil.download  seq=1" in lines_of(out)[1]
     assert "status=COMPLETED" in lines_of(out)[-1]
 
-    code, out, _ = cli("history", "order-42", "--json")
+    code, out, _ = cli("history", "order-42", "-o", "json")
     assert code == 0
     history = json.loads(out)
     assert [e["event"] for e in history] == events
@@ -335,12 +346,14 @@ def test_a_failed_workflow_is_described_then_retried(worker_of: Any) -> None:
 
     code, out, _ = cli("describe", "flaky")
     assert code == 0
-    rows = dict(line.split(None, 1) for line in out.splitlines())
+    rows = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith(" "))
     assert rows["status"] == "FAILED"
     assert "cannot reach https://x.org/a.png" in rows["error"]
+    assert rows["traceback"] == "Traceback (most recent call last):"  # then indented lines
+    assert "in download" in out
     code, out, _ = cli("history", "flaky")
     assert code == 0
-    events = [line.split()[3] for line in out.splitlines()]
+    events = [line.split()[1] for line in out.splitlines()]
     assert events.count("AttemptFailed") == 3  # RetryPolicy(max_attempts=3) of ImageUtil
     assert events[-2:] == ["TaskGaveUp", "Ended"]
     assert "error=ConnectionError: cannot reach" in out.splitlines()[-2]
@@ -394,3 +407,123 @@ def test_dev_runs_engine_and_services_until_sigint(
     assert f"Kafka: {kafka_bootstrap}" in output
     assert "Running engine (workflows: ImageWorkflow) + services: ImageUtil" in output
     assert output.rstrip().endswith("Stopped.")
+
+
+# -- conventions: every command, kubectl / temporal style ----------------------------------
+
+
+@pytest.mark.parametrize("command", [*ALL_COMMANDS, ["result", "x"], ["dlq", "list"]], ids=" ".join)
+def test_every_command_takes_dash_h_and_shows_no_type_names(command: list[str]) -> None:
+    code, out, _ = cli(*command[:-1] if command[-1] in ("some-id", "x") else command, "-h")
+    assert code == 0
+    options = out[out.index("Options:") :]
+    assert "<bool>" not in options and "<list" not in options and "<str>" not in options
+    if command[0] not in ("kafka",):
+        for option in ("--namespace", "--bootstrap", "--config"):
+            assert option in options, (command, option)
+
+
+def test_a_misspelt_config_key_names_the_closest_one(tmp_path: Path) -> None:
+    (tmp_path / "infinitic.toml").write_text('partitons = 4\n[kafka]\n"bootstrap.servers" = "x:1"')
+    code, _, err = cli("describe", "some-id")
+    assert code == 1
+    assert "unknown key 'partitons' at the top level; did you mean 'partitions'?" in err
+
+
+def test_every_command_says_the_same_when_kafka_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INFINITIC_KAFKA", raising=False)
+    bootstrap = f"127.0.0.1:{free_port_pair()}"
+    for command in (
+        ["describe", "x"], ["result", "x"], ["dlq", "list"], ["topics", "list"], ["kafka", "info"],
+    ):  # fmt: skip
+        code, _, err = cli(*command, "--bootstrap", bootstrap)
+        assert code == 1, command
+        assert f"Kafka at {bootstrap} does not answer (within 3 s)" in err, command
+        assert "infinitic-streams kafka up" in err
+
+
+def test_client_commands_need_only_bootstrap_and_namespace(
+    worker_of: Any, kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """From a directory without infinitic.toml: dispatch by name (arguments as given), result,
+    describe and history in table, json and yaml, a joined dispatch, dead letters."""
+    worker_of(ImageUtilImpl())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    where = ["--namespace", namespace, "--bootstrap", kafka_bootstrap]
+    code, out, err = cli(
+        "dispatch", "ImageWorkflow", "-a", '"a@b.c"', "-a", '"u"', "--id", "w1", *where
+    )
+    assert (code, out.strip()) == (0, "w1"), err
+    code, out, err = cli("result", "w1", "--timeout", "60", *where)
+    assert code == 0, err
+    urls = json.loads(lines_of(out)[-1])
+    assert len(urls) == 3
+
+    code, out, err = cli(
+        "dispatch", "ImageWorkflow", "-a", '"a@b.c"', "-a", '"v"', "--id", "w1", *where
+    )
+    assert code == 0, err
+    assert "Workflow w1 exists (COMPLETED" in err
+    assert 'its arguments differ from these: it was started with ("a@b.c", "u")' in err
+    code, out, _ = cli("dispatch", "ImageWorkflow", "-a", '"a@b.c"', "-a", '"u"', "--id", "w1",
+                       "-o", "json", *where)  # fmt: skip
+    assert json.loads("".join(lines_of(out))) == {"id": "w1", "joined": True, "result": None}
+
+    code, out, _ = cli("describe", "w1", "-o", "json", *where)
+    assert json.loads(out)["result"] == urls
+    code, out, _ = cli("describe", "w1", "-o", "yaml", *where)
+    assert 'status: "COMPLETED"' in out.splitlines()
+    assert f'  - "{urls[0]}"' in out.splitlines()
+    code, out, _ = cli("history", "w1", *where)
+    assert out.splitlines()[0].split()[1:3] == ["Started", "method=run"]
+
+    # Garbage on the engine's topic is dead-lettered with its reason, and listed.
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(f"{namespace}.engine", b"\xff\x00garbage", b"bad-key")
+    producer.flush(30)
+    deadline_letters: list[dict[str, Any]] = []
+    for _ in range(120):
+        code, out, _ = cli("dlq", "list", "-o", "json", *where)
+        deadline_letters = [json.loads(line) for line in out.splitlines()]
+        if deadline_letters:
+            break
+        time.sleep(0.5)
+    (letter,) = deadline_letters
+    assert letter["key"] == "bad-key"
+    assert letter["source"].startswith(f"{namespace}.engine[")
+    assert "undecodable" in letter["reason"]
+    code, out, _ = cli("dlq", "list", *where)
+    assert "bad-key" in out and "1 dead letter(s)" in out
+
+
+def test_topics_delete_asks_then_deletes(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    write_config(tmp_path / "infinitic.toml", kafka_bootstrap, namespace)
+    assert cli("topics", "create")[0] == 0
+    result = CliRunner().invoke(app, ["topics", "delete"], input="n\n")
+    assert result.exit_code == 1
+    assert "Nothing deleted" in result.stderr
+    assert f"{namespace}.engine" in describe_cluster({"bootstrap.servers": kafka_bootstrap}).topics
+    code, out, _ = cli("topics", "delete", "--yes")
+    assert code == 0
+    assert "Deleted 3 topic(s)" in out
+    code, out, _ = cli("topics", "list")
+    assert "No topics of namespace" in out
+
+
+def test_a_client_waiting_on_a_namespace_without_engine_says_so(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    with InfiniticClient({"bootstrap.servers": kafka_bootstrap}, namespace) as client:
+        assert client.engine_running() is False
+        handle = client.get_workflow(None, "nobody")
+        with pytest.raises(TimeoutError) as raised:
+            handle.result(timeout=1.0)
+    assert f"No engine consumes namespace '{namespace}'" in str(raised.value)

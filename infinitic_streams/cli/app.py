@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import kafka, run, topics, workflows
+from infinitic_streams.cli import dlq, kafka, run, topics, workflows
 
 app = typer.Typer(
     name="infinitic-streams",
     help="Durable workflows as plain Python classes, on Apache Kafka.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+for group in (kafka.app, topics.app, dlq.app):
+    group.rich_markup_mode = None
+    group.info.no_args_is_help = True
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(topics.app, name="topics")
+app.add_typer(dlq.app, name="dlq")
 app.command()(run.dev)
 app.command()(run.engine)
 app.command()(run.worker)
 app.command()(workflows.dispatch)
 app.command()(workflows.describe)
 app.command()(workflows.history)
+app.command()(workflows.result)
 app.command()(workflows.retry)
 
 
@@ -42,4 +50,9 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """The command; Ctrl-C at any moment ends it with code 130 and no traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.secho("Interrupted.", fg=typer.colors.YELLOW, err=True)
+        sys.exit(130)

@@ -5,37 +5,23 @@ exits with code 1."""
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import sys
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-from infinitic_streams.config import ConfigError, InfiniticConfig, WorkerConfig, import_object
+from infinitic_streams.cli.options import explicit_config
+from infinitic_streams.config import ConfigError, InfiniticConfig, import_object
 from infinitic_streams.definitions import service_spec, workflow_spec
 from infinitic_streams.kafka.admin import Admin, is_reachable
 from infinitic_streams.kafka.errors import KafkaAuthError, KafkaUnavailable
 from infinitic_streams.topics import Topics
 from infinitic_streams.workflows.workflow import Workflow
 
-DEFAULT_CONFIG = Path("infinitic.toml")
-ConfigPath = Annotated[
-    Path,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="INFINITIC_CONFIG",
-        help="The configuration file. `module:Class` references in it are imported with its "
-        "directory and the current directory on the Python path.",
-    ),
-]
-
-# Client commands give up quickly when Kafka does not answer (a metadata request).
+# Every command says within this long that Kafka does not answer (a metadata request).
 KAFKA_CHECK_TIMEOUT_S = 3.0
-# Engines and workers wait a little longer: a broker may be starting next to them.
-SERVER_KAFKA_CHECK_TIMEOUT_S = 10.0
 
 EXAMPLE_CONFIG = """\
     namespace = "default"
@@ -59,14 +45,46 @@ def warn(message: str) -> None:
     typer.secho(message, fg=typer.colors.YELLOW, err=True)
 
 
+def load_settings(
+    path: Path, namespace: str | None = None, bootstrap: str | None = None
+) -> InfiniticConfig:
+    """What a client command talks to: the configuration file if there is one (or if it was
+    named), with --namespace and --bootstrap applied; without a file, those options (or
+    $INFINITIC_KAFKA) alone."""
+    if path.exists() or explicit_config(path):
+        config = load_config(path)
+    else:
+        address = bootstrap or os.environ.get("INFINITIC_KAFKA")
+        if not address:
+            raise fail(_no_config(path, "pass --bootstrap HOST:PORT (and --namespace NAME), "))
+        config = InfiniticConfig(kafka={"bootstrap.servers": address})
+    return with_options(config, path, namespace, bootstrap)
+
+
+def with_options(
+    config: InfiniticConfig, path: Path, namespace: str | None, bootstrap: str | None
+) -> InfiniticConfig:
+    """`config` with --namespace and --bootstrap applied (and checked)."""
+    if bootstrap:
+        config.kafka["bootstrap.servers"] = bootstrap
+    if namespace:
+        config.namespace = namespace
+    if problems := _problems(config):
+        raise fail(f"Invalid configuration {path}: {'; '.join(problems)}")
+    return config
+
+
+def _no_config(path: Path, alternative: str = "") -> str:
+    return (
+        f"No configuration file {path} (in {Path.cwd()}). Create one, for example:\n\n"
+        f"{EXAMPLE_CONFIG}\n\nor {alternative}pass --config PATH (or set $INFINITIC_CONFIG)."
+    )
+
+
 def load_config(path: Path) -> InfiniticConfig:
     """The configuration at `path`, checked; a missing or wrong file fails naming the fix."""
     if not path.exists():
-        raise fail(
-            f"No configuration file {path} (in {Path.cwd()}). Create one, for example:\n\n"
-            f"{EXAMPLE_CONFIG}\n\nor pass --config PATH (or set $INFINITIC_CONFIG)."
-        )
-    _check_worker_keys(path)
+        raise fail(_no_config(path))
     try:
         config = InfiniticConfig.load(path)
     except ConfigError as error:
@@ -77,23 +95,6 @@ def load_config(path: Path) -> InfiniticConfig:
         raise fail(f"Invalid configuration {path}: {'; '.join(problems)}")
     _add_import_paths(path)
     return config
-
-
-def _check_worker_keys(path: Path) -> None:
-    """A misspelt [worker] key fails naming the known ones (the load would only say it is
-    unexpected). Other errors are left to the load."""
-    try:
-        worker = tomllib.loads(path.read_text()).get("worker")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return
-    if isinstance(worker, dict):
-        known = [f.name for f in dataclasses.fields(WorkerConfig)]
-        for key in worker:
-            if key not in known:
-                raise fail(
-                    f"Invalid configuration {path}: unknown key {key!r} in [worker]; the keys "
-                    f"are {', '.join(known)}."
-                )
 
 
 def _problems(config: InfiniticConfig) -> list[str]:
@@ -201,22 +202,26 @@ def bootstrap_of(config: InfiniticConfig) -> str:
     return str(config.kafka["bootstrap.servers"])
 
 
-def require_kafka(config: InfiniticConfig, path: Path, timeout: float | None = None) -> str:
+def require_kafka(config: InfiniticConfig, path: Path) -> str:
     """The bootstrap servers, once a broker there answered with the configured settings; else
     fail naming the fixes (refused credentials say so)."""
     bootstrap = bootstrap_of(config)
-    timeout = KAFKA_CHECK_TIMEOUT_S if timeout is None else timeout
     try:
-        reachable = is_reachable(config.kafka, timeout)
+        reachable = is_reachable(config.kafka, KAFKA_CHECK_TIMEOUT_S)
     except KafkaAuthError as error:
         raise fail(f"{error}\n(the [kafka] settings of {path} or $INFINITIC_KAFKA)") from None
     if not reachable:
-        raise fail(
-            f"Kafka at {bootstrap} does not answer (within {timeout:g} s). Start a local one "
-            "with `infinitic-streams kafka up` (or run everything with `infinitic-streams "
-            f'dev`), or fix "bootstrap.servers" under [kafka] in {path} or $INFINITIC_KAFKA.'
-        )
+        raise fail(unreachable(bootstrap, f"in {path}, $INFINITIC_KAFKA or --bootstrap"))
     return bootstrap
+
+
+def unreachable(bootstrap: str, where: str) -> str:
+    """What every command says when Kafka does not answer."""
+    return (
+        f"Kafka at {bootstrap} does not answer (within {KAFKA_CHECK_TIMEOUT_S:g} s). Start a "
+        "local one with `infinitic-streams kafka up` (or run everything with "
+        f'`infinitic-streams dev`), or fix "bootstrap.servers" ({where}).'
+    )
 
 
 def engine_running(config: InfiniticConfig) -> bool | None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from infinitic_streams.cli.common import KAFKA_CHECK_TIMEOUT_S, unreachable
 from infinitic_streams.kafka.admin import describe_cluster
 from infinitic_streams.kafka.errors import KafkaAuthError, KafkaUnavailable
 from infinitic_streams.local_kafka import cluster, nodes
@@ -173,9 +174,9 @@ def info(
     kafka = _settings_for(bootstrap, run_dir)
     address = kafka["bootstrap.servers"]
     try:
-        overview = describe_cluster(kafka, timeout=10.0)
-    except KafkaUnavailable as error:
-        raise _fail(f"Kafka is unreachable: {error}") from None
+        overview = describe_cluster(kafka, timeout=KAFKA_CHECK_TIMEOUT_S)
+    except KafkaUnavailable:
+        raise _fail(unreachable(address, "--bootstrap or $INFINITIC_KAFKA")) from None
     except KafkaAuthError as error:
         raise _fail(str(error)) from None
     typer.echo(f"cluster {overview.cluster_id} at {address}")

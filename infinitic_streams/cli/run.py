@@ -9,26 +9,35 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from infinitic_streams.cli.common import (
-    DEFAULT_CONFIG,
-    SERVER_KAFKA_CHECK_TIMEOUT_S,
-    ConfigPath,
+    KAFKA_CHECK_TIMEOUT_S,
     bootstrap_of,
     fail,
     load_config,
     require_kafka,
     require_workflows,
     service_classes,
+    unreachable,
+    with_options,
     workflow_classes,
 )
 from infinitic_streams.cli.kafka import DEFAULT_RUN_DIR, RunDir
+from infinitic_streams.cli.options import (
+    DEFAULT_CONFIG,
+    Bootstrap,
+    ConfigPath,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    Namespace,
+    configure_logging,
+)
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.kafka.admin import is_reachable
 from infinitic_streams.kafka.errors import KafkaAuthError
@@ -38,65 +47,76 @@ from infinitic_streams.local_kafka.provision import LocalKafkaError, default_cac
 if TYPE_CHECKING:
     from infinitic_streams.worker.worker import Worker
 
-LogLevel = Annotated[
-    str,
-    typer.Option(help="Logging level: DEBUG, INFO, WARNING or ERROR.", case_sensitive=False),
-]
 
-
-def engine(config: ConfigPath = DEFAULT_CONFIG, log_level: LogLevel = "INFO") -> None:
+def engine(
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
+    config: ConfigPath = DEFAULT_CONFIG,
+    log_level: LogLevel = "INFO",
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
     """Run the workflow engine (no service) until SIGTERM or Ctrl-C."""
-    level = _log_level(log_level)
-    settings = load_config(config)
+    configure_logging(log_level, log_format)
+    settings = with_options(load_config(config), config, namespace, bootstrap)
     names = require_workflows(settings, config, "the engine runs workflow code")
-    bootstrap = require_kafka(settings, config, SERVER_KAFKA_CHECK_TIMEOUT_S)
-    worker = _worker(config, {"services": [], "engine": True})
-    _announce(settings, bootstrap, sorted(names), [])
-    _run(worker, level)
+    address = require_kafka(settings, config)
+    worker = _worker(config, settings, {"services": [], "engine": True})
+    _announce(settings, address, sorted(names), [])
+    _run(worker)
 
 
-def worker(config: ConfigPath = DEFAULT_CONFIG, log_level: LogLevel = "INFO") -> None:
+def worker(
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
+    config: ConfigPath = DEFAULT_CONFIG,
+    log_level: LogLevel = "INFO",
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
     """Run what the configuration's worker section says: engine and/or services.
 
     Until SIGTERM or Ctrl-C."""
-    level = _log_level(log_level)
-    settings = load_config(config)
+    configure_logging(log_level, log_format)
+    settings = with_options(load_config(config), config, namespace, bootstrap)
     names = _check_runnable(settings, config, settings.worker.engine)
-    bootstrap = require_kafka(settings, config, SERVER_KAFKA_CHECK_TIMEOUT_S)
-    worker = _worker(config, {})
-    _announce(settings, bootstrap, names if settings.worker.engine else None, worker.services)
-    _run(worker, level)
+    address = require_kafka(settings, config)
+    worker = _worker(config, settings, {})
+    _announce(settings, address, names if settings.worker.engine else None, worker.services)
+    _run(worker)
 
 
 def dev(
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
     run_dir: RunDir = DEFAULT_RUN_DIR,
     log_level: LogLevel = "INFO",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Kafka, the engine and the services of the configuration, in one process.
 
-    Kafka is $INFINITIC_KAFKA, else the configured bootstrap servers if they answer,
-    else the local broker of --run-dir: started if it does not run, then stopped on exit.
+    Kafka is --bootstrap or $INFINITIC_KAFKA, else the configured bootstrap servers if they
+    answer, else the local broker of --run-dir: started if it does not run, then stopped on
+    exit.
     """
-    level = _log_level(log_level)
-    settings = load_config(config)
+    configure_logging(log_level, log_format)
+    settings = with_options(load_config(config), config, namespace, bootstrap)
     names = _check_runnable(settings, config, True)
-    kafka, started = _dev_kafka(settings, run_dir.resolve())
-    bootstrap = kafka["bootstrap.servers"]
+    kafka, started = _dev_kafka(settings, run_dir.resolve(), explicit=bool(bootstrap))
+    address = kafka["bootstrap.servers"]
     try:
-        worker = _worker(config, {"kafka": kafka, "engine": True})
+        worker = _worker(config, settings, {"kafka": kafka, "engine": True})
         if started:
             typer.echo(
-                f"Kafka: {bootstrap}, a local broker that stops with this command "
+                f"Kafka: {address}, a local broker that stops with this command "
                 f"(logs: {run_dir}/node-*/broker.log)"
             )
         else:
-            typer.echo(f"Kafka: {bootstrap}")
-        _announce(settings, bootstrap, names, worker.services)
-        _run(worker, level)
+            typer.echo(f"Kafka: {address}")
+        _announce(settings, address, names, worker.services)
+        _run(worker)
     finally:
         if started:
-            typer.echo(f"Stopping the local Kafka at {bootstrap}...")
+            typer.echo(f"Stopping the local Kafka at {address}...")
             cluster.down(run_dir.resolve(), log=lambda _: None)
 
 
@@ -120,11 +140,12 @@ def _check_runnable(settings: InfiniticConfig, path: Path, with_engine: bool) ->
     return names
 
 
-def _worker(path: Path, overrides: dict[str, Any]) -> Worker:
+def _worker(path: Path, settings: InfiniticConfig, overrides: dict[str, Any]) -> Worker:
     from infinitic_streams.worker.worker import Worker  # the stream runtime: only when needed
 
+    options = {"kafka": settings.kafka, "namespace": settings.namespace, **overrides}
     try:
-        return Worker.from_config(path, **overrides)
+        return Worker.from_config(path, **options)
     except Exception as error:  # a service constructor, a state directory, a bad setting
         raise fail(f"Cannot start the worker of {path}: {type(error).__name__}: {error}") from None
 
@@ -142,31 +163,23 @@ def _announce(
     typer.echo("Stop with Ctrl-C or SIGTERM.")
 
 
-def _log_level(name: str) -> int:
-    level = logging.getLevelName(name.upper())
-    if not isinstance(level, int):
-        raise fail(f"--log-level {name}: use DEBUG, INFO, WARNING or ERROR")
-    return level
-
-
-def _run(worker: Worker, level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _run(worker: Worker) -> None:
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping
         worker.run()
     typer.echo("Stopped.")
 
 
-def _dev_kafka(settings: InfiniticConfig, run_dir: Path) -> tuple[dict[str, Any], bool]:
+def _dev_kafka(
+    settings: InfiniticConfig, run_dir: Path, explicit: bool
+) -> tuple[dict[str, Any], bool]:
     """(Kafka settings, whether this command started the broker). Like scripts/with-kafka.sh:
-    $INFINITIC_KAFKA must answer; else the configured cluster if it answers; else the local
-    cluster of `run_dir` (with its recorded settings, SASL included), started unless it
-    already runs."""
-    configured = bootstrap_of(settings)  # $INFINITIC_KAFKA already replaced it
-    if os.environ.get("INFINITIC_KAFKA"):
-        if not _answers(settings, SERVER_KAFKA_CHECK_TIMEOUT_S):
-            raise fail(
-                f"INFINITIC_KAFKA={configured} does not answer; unset it to use a local broker."
-            )
+    --bootstrap or $INFINITIC_KAFKA must answer; else the configured cluster if it answers;
+    else the local cluster of `run_dir` (with its recorded settings, SASL included), started
+    unless it already runs."""
+    configured = bootstrap_of(settings)  # --bootstrap or $INFINITIC_KAFKA already replaced it
+    if explicit or os.environ.get("INFINITIC_KAFKA"):
+        if not _answers(settings, KAFKA_CHECK_TIMEOUT_S):
+            raise fail(unreachable(configured, "--bootstrap or $INFINITIC_KAFKA"))
         return settings.kafka, False
     if _answers(settings, 2.0):
         return settings.kafka, False

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from infinitic_streams.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigPath,
     fail,
     load_config,
+    load_settings,
     require_kafka,
     service_classes,
+    with_options,
 )
+from infinitic_streams.cli.options import DEFAULT_CONFIG, Bootstrap, ConfigPath, Namespace
 from infinitic_streams.definitions import service_spec
 from infinitic_streams.errors import InfiniticError
-from infinitic_streams.kafka.admin import describe_cluster, ensure_topics
+from infinitic_streams.kafka.admin import Admin, describe_cluster, ensure_topics
 from infinitic_streams.topics import Topics
 
-app = typer.Typer(help="Create and list the Kafka topics of the configured namespace.")
+app = typer.Typer(help="Create, list and delete the Kafka topics of a namespace.")
 
 
 @app.command()
-def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
+def create(
+    namespace: Namespace = None, bootstrap: Bootstrap = None, config: ConfigPath = DEFAULT_CONFIG
+) -> None:
     """Create the engine and replies topics and the task topics of worker.services.
 
     With the configured partitions; the partition count of existing topics is checked."""
-    settings = load_config(config)
+    settings = with_options(load_config(config), config, namespace, bootstrap)
     services = service_classes(settings, config)
     bootstrap = require_kafka(settings, config)
     topics = Topics(settings.namespace, settings.partitions, settings.max_payload_bytes)
@@ -42,18 +47,18 @@ def create(config: ConfigPath = DEFAULT_CONFIG) -> None:
 
 
 @app.command("list")
-def list_topics(config: ConfigPath = DEFAULT_CONFIG) -> None:
+def list_topics(
+    namespace: Namespace = None, bootstrap: Bootstrap = None, config: ConfigPath = DEFAULT_CONFIG
+) -> None:
     """List the topics of the namespace with their partition counts."""
-    settings = load_config(config)
+    settings = load_settings(config, namespace, bootstrap)
     bootstrap = require_kafka(settings, config)
-    prefix = f"{settings.namespace}."
     try:
         overview = describe_cluster(settings.kafka, timeout=10.0)
     except InfiniticError as error:
         raise fail(f"Kafka at {bootstrap} is unreachable: {error}") from None
-    topics = {
-        name: partitions for name, partitions in overview.topics.items() if name.startswith(prefix)
-    }
+    owned = Topics(settings.namespace)
+    topics = {name: count for name, count in overview.topics.items() if owned.owns(name)}
     if not topics:
         typer.echo(
             f"No topics of namespace {settings.namespace!r} at {bootstrap}: create them with "
@@ -68,3 +73,36 @@ def list_topics(config: ConfigPath = DEFAULT_CONFIG) -> None:
 
 def _partitions(count: int) -> str:
     return f"{count} partition{'s' if count != 1 else ''}"
+
+
+@app.command()
+def delete(
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
+    config: ConfigPath = DEFAULT_CONFIG,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete the topics of the namespace: its workflows, their state and history are lost."""
+    settings = load_settings(config, namespace, bootstrap)
+    address = require_kafka(settings, config)
+    topics = Topics(settings.namespace)
+    try:
+        names = [n for n in describe_cluster(settings.kafka, timeout=10.0).topics if topics.owns(n)]
+    except InfiniticError as error:
+        raise fail(f"Cannot list the topics at {address}: {error}") from None
+    if not names:
+        typer.echo(f"No topics of namespace {settings.namespace!r} at {address}: none deleted.")
+        return
+    for name in names:
+        typer.echo(f"  {name}")
+    question = (
+        f"Delete these {len(names)} topics of namespace {settings.namespace!r} at {address}? "
+        "Their data is lost"
+    )
+    if not yes and not typer.confirm(question, default=False):
+        raise fail("Nothing deleted.")
+    try:
+        deleted = Admin(settings.kafka).delete_topics(names)
+    except InfiniticError as error:
+        raise fail(f"Cannot delete the topics at {address}: {error}") from None
+    typer.echo(f"Deleted {len(deleted)} topic(s) of namespace {settings.namespace!r}.")

@@ -1,36 +1,49 @@
-"""`infinitic-streams dispatch | describe | history | retry`: a client, from the command line.
+"""`infinitic-streams dispatch | describe | history | result | retry`: a client, from the
+command line.
 
-Workflow classes come from [worker].workflows of the configuration: `dispatch` finds one by its
-@workflow name; the others need a class only to build the client's handle (the engine answers
-by id), so they take the workflow's own class when describe names it, else the first one.
+Only `dispatch` uses the workflow classes of the configuration, to check and encode the
+arguments with their type hints (without the class it sends the JSON as given). The other
+commands need nothing but `--bootstrap` and `--namespace`: payloads are self-describing JSON,
+shown as they are.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from infinitic_streams import payload
+from infinitic_streams.cli import history_view
 from infinitic_streams.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigPath,
     engine_running,
     fail,
-    load_config,
+    load_settings,
     require_engine,
     require_kafka,
-    require_workflows,
     warn,
+    workflow_classes,
 )
+from infinitic_streams.cli.options import (
+    DEFAULT_CONFIG,
+    Bootstrap,
+    ConfigPath,
+    Format,
+    JsonFlag,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    Namespace,
+    Output,
+    configure_logging,
+    output_of,
+)
+from infinitic_streams.cli.render import emit, human_time, iso, print_rows, shorten
 from infinitic_streams.client import InfiniticClient, WorkflowHandle, WorkflowInfo
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.definitions import public_method
@@ -43,10 +56,13 @@ from infinitic_streams.errors import (
 )
 from infinitic_streams.workflows.workflow import Workflow
 
-WorkflowId = Annotated[str, typer.Argument(help="The workflow's id (printed by dispatch).")]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON (for programs).")]
-Timeout = Annotated[float, typer.Option(min=0.0, help="With --wait: seconds to wait for the end.")]
-SHOWN_CHARS = 100  # of a payload in human output; --json prints everything
+WorkflowId = Annotated[
+    str, typer.Argument(metavar="ID", help="The workflow's id (printed by dispatch).")
+]
+Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the end; print the result.")]
+Timeout = Annotated[
+    float, typer.Option(min=0.0, metavar="SECONDS", help="How long to wait for the end.")
+]
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -54,124 +70,152 @@ SHOWN_CHARS = 100  # of a payload in human output; --json prints everything
 
 def dispatch(
     workflow_name: Annotated[
-        str, typer.Argument(help="The workflow's @workflow name (a class of worker.workflows).")
+        str, typer.Argument(metavar="WORKFLOW", help="The workflow's @workflow name.")
     ],
-    method: Annotated[str, typer.Argument(help="The workflow method to start.")] = "run",
+    method: Annotated[str, typer.Argument(metavar="METHOD", help="The method to start.")] = "run",
     arg: Annotated[
         list[str] | None,
         typer.Option(
             "--arg",
             "-a",
+            metavar="JSON",
             help="One argument as JSON, once per parameter, in order: --arg '\"text\"' --arg 42. "
-            "Decoded with the parameter's type hint, like any payload.",
+            "Checked against the parameter's type when the class is in the configuration.",
         ),
     ] = None,
     id: Annotated[
         str | None,
-        typer.Option(help="The workflow id (default: a new UUID); an existing id is not rerun."),
+        typer.Option(
+            metavar="ID",
+            help="The workflow id (default: a new UUID); an existing id is joined, not rerun.",
+        ),
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="A tag; repeatable.")] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait/--no-wait", help="Wait for the end and print the result.")
-    ] = False,
+    tag: Annotated[list[str] | None, typer.Option(metavar="TAG", help="A tag; repeatable.")] = None,
+    wait: Wait = False,
     timeout: Timeout = 60.0,
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    output: Output = Format.TABLE,
+    log_level: LogLevel = "ERROR",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Start a workflow; print its id, and with --wait its result as JSON."""
-    settings = load_config(config)
-    classes = require_workflows(settings, config, "dispatch finds workflows there by name")
-    cls = classes.get(workflow_name)
-    if cls is None:
-        raise fail(
-            f"Unknown workflow {workflow_name!r}: [worker] workflows of {config} has "
-            f"{', '.join(sorted(classes))}. Use one of those names, or add its class there."
-        )
-    try:
-        function = public_method(cls, method)
-    except TypeError:
-        methods = ", ".join(_workflow_methods(cls))
-        raise fail(
-            f"Workflow {workflow_name} has no method {method!r}; it has: {methods}."
-        ) from None
-    try:
-        param_hints, return_hint = payload.hints_of(function)
-    except SerializationError as error:
-        raise fail(f"{workflow_name}.{method}: {error}") from None
-    args = _decode_args(workflow_name, method, function, param_hints, arg or [])
+    """Start a workflow; print its id, and with --wait its result."""
+    configure_logging(log_level, log_format)
+    settings = load_settings(config, namespace, bootstrap)
+    cls = _workflow_class(settings, config, workflow_name)
+    args = _encoded_args(cls, workflow_name, method, arg or [])
     require_kafka(settings, config)
-    if engine_running(settings) is False:
+    engine = engine_running(settings)
+    if engine is False:
         warn(
             f"No engine runs for namespace {settings.namespace!r} yet: the workflow starts "
             "when one does (`infinitic-streams engine` or `infinitic-streams dev`)."
         )
     with _client(settings) as client:
+        joined = _existing(client, id, args) if id is not None and engine else None
         try:
-            handle = client.dispatch(function, *args, id=id, tags=tag or [])
-        except SerializationError as error:
-            raise fail(f"Cannot encode the arguments: {error}") from None
+            workflow_id = client.dispatch_encoded(workflow_name, method, args, id, tag or [])
         except InfiniticError as error:  # too large, Kafka refused it
             raise fail(f"Cannot dispatch: {error}") from None
-        typer.echo(handle.id)
-        if wait:
-            _print_result(handle, handle.id, return_hint, timeout)
+        if output is Format.TABLE:
+            if joined is not None:
+                warn(joined)
+            typer.echo(workflow_id)
+        result = (
+            _wait(client.get_workflow(None, workflow_id), workflow_id, timeout) if wait else None
+        )
+    if output is not Format.TABLE:
+        emit({"id": workflow_id, "joined": joined is not None, "result": result}, output)
+    elif wait:
+        typer.echo(json.dumps(result, ensure_ascii=False))
 
 
 def describe(
     workflow_id: WorkflowId,
-    json_output: JsonOutput = False,
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    output: Output = Format.TABLE,
+    json_flag: JsonFlag = False,
+    log_level: LogLevel = "ERROR",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Show a workflow: status, method, start and last update, result or error, pending work."""
-    why = "describe needs one (any) to query the engine"
-    with _engine_client(config, why) as (client, classes):
-        info, cls = _describe(client, classes, workflow_id, config)
-    if json_output:
-        typer.echo(json.dumps(_info_json(info, cls), indent=2))
+    """Show a workflow: status, arguments, result or error (with its traceback), pending work."""
+    configure_logging(log_level, log_format)
+    with _engine_client(config, namespace, bootstrap) as client:
+        info = _answer(workflow_id, client.get_workflow(None, workflow_id).describe)
+    output = output_of(output, json_flag)
+    if output is Format.TABLE:
+        _print_info(info)
     else:
-        _print_info(info, cls, config)
+        emit(info_json(info), output)
 
 
 def history(
     workflow_id: WorkflowId,
-    json_output: JsonOutput = False,
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    output: Output = Format.TABLE,
+    json_flag: JsonFlag = False,
+    log_level: LogLevel = "ERROR",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Show what the engine recorded for a workflow, one event a line, oldest first."""
-    with _engine_client(config, "history needs one (any) to query the engine") as (client, classes):
-        handle = client.get_workflow(next(iter(classes.values())), workflow_id)
-        events = _answer(workflow_id, config, handle.history)
-    if json_output:
-        typer.echo(json.dumps([_event_json(e) for e in events], indent=2))
-        return
-    width = max((len(e["event"]) for e in events), default=0)
-    for event in events:
-        fields = "  ".join(_event_fields(event))
-        typer.echo(f"{_time(event['at'])}  {event['event']:<{width}}  {fields}".rstrip())
+    configure_logging(log_level, log_format)
+    with _engine_client(config, namespace, bootstrap) as client:
+        events = _answer(workflow_id, client.get_workflow(None, workflow_id).history)
+    output = output_of(output, json_flag)
+    if output is Format.TABLE:
+        history_view.print_events(events)
+    else:
+        emit([history_view.event_json(e) for e in events], output)
+
+
+def result(
+    workflow_id: WorkflowId,
+    timeout: Timeout = 60.0,
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
+    config: ConfigPath = DEFAULT_CONFIG,
+    output: Output = Format.TABLE,
+    log_level: LogLevel = "ERROR",
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
+    """Wait for an existing workflow to end; print its result as JSON (exit 1 if it failed)."""
+    configure_logging(log_level, log_format)
+    with _engine_client(config, namespace, bootstrap) as client:
+        value = _wait(client.get_workflow(None, workflow_id), workflow_id, timeout)
+    if output is Format.TABLE:
+        typer.echo(json.dumps(value, ensure_ascii=False))
+    else:
+        emit({"id": workflow_id, "result": value}, output)
 
 
 def retry(
     workflow_id: WorkflowId,
-    wait: Annotated[
-        bool, typer.Option("--wait/--no-wait", help="Wait for the end and print the result.")
-    ] = False,
+    wait: Wait = False,
     timeout: Timeout = 60.0,
+    namespace: Namespace = None,
+    bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    log_level: LogLevel = "ERROR",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Resume a FAILED workflow: its failed task runs again, with the code deployed now."""
-    with _engine_client(config, "retry needs one (any) to reach the engine") as (client, classes):
-        info, cls = _describe(client, classes, workflow_id, config)
+    configure_logging(log_level, log_format)
+    with _engine_client(config, namespace, bootstrap) as client:
+        handle = client.get_workflow(None, workflow_id)
+        info = _answer(workflow_id, handle.describe)
         if info.status != "FAILED":
             raise fail(
                 f"Workflow {workflow_id} is {info.status}: only a FAILED workflow can be retried."
             )
-        handle = client.get_workflow(cls or next(iter(classes.values())), workflow_id)
         handle.retry()
         typer.echo(f"Retrying {workflow_id} ({info.name}.{info.method}), failed with: {info.error}")
         if wait:
-            if cls is None:
-                raise fail(_unknown_class(info.name, config) + " to wait for its result")
-            hint = payload.hints_of(public_method(cls, info.method))[1]
-            _print_result(handle, workflow_id, hint, timeout)
+            typer.echo(json.dumps(_wait(handle, workflow_id, timeout), ensure_ascii=False))
 
 
 # -- client and queries ----------------------------------------------------------------------
@@ -190,101 +234,120 @@ def _client(settings: InfiniticConfig) -> Iterator[InfiniticClient]:
 
 
 @contextmanager
-def _engine_client(config: Path, why: str) -> Iterator[tuple[InfiniticClient, dict[str, type]]]:
-    """A client, and the workflow classes of `config`, for a command that asks the engine (`why`
-    says what the classes are for): each check on the way fails with a message naming its fix."""
-    settings = load_config(config)
-    classes = require_workflows(settings, config, why)
+def _engine_client(
+    config: Path, namespace: str | None, bootstrap: str | None
+) -> Iterator[InfiniticClient]:
+    """A client for a command that asks the engine: each check on the way fails with a
+    message naming its fix."""
+    settings = load_settings(config, namespace, bootstrap)
     require_kafka(settings, config)
     require_engine(settings)
     with _client(settings) as client:
-        yield client, classes
+        yield client
 
 
-def _answer(workflow_id: str, config: Path, query: Any) -> Any:
+def _answer(workflow_id: str, query: Any) -> Any:
     """Run a query of a handle; its errors become messages naming the fix."""
     try:
         return query()
-    except SerializationError:
-        raise  # a result that does not decode with the handle's class: the caller decides
     except TimeoutError as error:
         raise fail(str(error)) from None
     except WorkflowNotFound:
         raise fail(
             f"No workflow with id {workflow_id} in this namespace (or it ended and was "
-            f"forgotten). Check the id, and the namespace in {config}."
+            "forgotten). Check the id, and the namespace (--namespace)."
         ) from None
     except InfiniticError as error:
         raise fail(str(error)) from None
 
 
-def _describe(
-    client: InfiniticClient, classes: dict[str, type], workflow_id: str, config: Path
-) -> tuple[WorkflowInfo, type | None]:
-    """The workflow's info, with the result decoded by its own class; (info, None) when its
-    class is not in the configuration (then the result is not decoded: info.result is None).
-
-    A handle decodes the result with its class's hints, so: ask with the first class; if the
-    answer names another configured class, ask again with that one."""
-    for cls in classes.values():
-        try:
-            info = _answer(workflow_id, config, client.get_workflow(cls, workflow_id).describe)
-        except (TypeError, SerializationError):  # the result does not decode with this class
-            continue
-        own = classes.get(info.name)
-        if own is cls:
-            return info, cls
-        if own is not None:
-            handle = client.get_workflow(own, workflow_id)
-            return _answer(workflow_id, config, handle.describe), own
-        return dataclasses.replace(info, result=None), None
-    raise fail(
-        f"Workflow {workflow_id} has a result that no class of [worker] workflows of {config} "
-        "decodes: add its class there."
-    )
-
-
-def _print_result(handle: WorkflowHandle, workflow_id: str, hint: Any, timeout: float) -> None:
+def _wait(handle: WorkflowHandle, workflow_id: str, timeout: float) -> Any:
     try:
-        result = handle.result(timeout=timeout)
-    except TimeoutError:
+        return handle.result(timeout=timeout)
+    except TimeoutError as error:
         raise fail(
-            f"Workflow {workflow_id} did not end within {timeout:g} s; it goes on. Follow it "
-            f"with `infinitic-streams describe {workflow_id}`."
+            f"{error} It goes on: follow it with `infinitic-streams describe {workflow_id}`."
         ) from None
     except WorkflowFailed as error:
         raise fail(
             f"{error}\nSee `infinitic-streams history {workflow_id}`; once the cause is fixed, "
             f"`infinitic-streams retry {workflow_id}`."
         ) from None
+    except WorkflowNotFound:
+        raise fail(f"No workflow with id {workflow_id} in this namespace.") from None
     except (WorkflowCanceled, InfiniticError) as error:
         raise fail(str(error)) from None
-    typer.echo(payload.encode(result, hint, path="result").decode())
 
 
-def _decode_args(
-    name: str, method: str, function: Any, hints: list[Any], raw: list[str]
-) -> list[Any]:
-    params = _parameters(function, hints)
+def _existing(client: InfiniticClient, workflow_id: str, args: list[bytes]) -> str | None:
+    """What to tell when `workflow_id` exists already (dispatch joins it); None if it does
+    not."""
+    try:
+        info = client.get_workflow(None, workflow_id).describe()
+    except (WorkflowNotFound, TimeoutError, InfiniticError):
+        return None
+    started = iso(info.started_at)
+    text = f"Workflow {workflow_id} exists ({info.status}, started {started}): joined it"
+    if list(info.args) != [json.loads(a) for a in args]:
+        shown = ", ".join(json.dumps(a, ensure_ascii=False) for a in info.args)
+        text += f"; its arguments differ from these: it was started with ({shorten(shown)})"
+    return text + "."
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+def _encoded_args(cls: type | None, name: str, method: str, raw: list[str]) -> list[bytes]:
+    """The --arg values as payload JSON: checked against the method's hints with its class,
+    else only checked to be JSON."""
+    values = [_json_arg(index, text) for index, text in enumerate(raw, start=1)]
+    if cls is None:
+        return [json.dumps(v, ensure_ascii=False).encode() for v in values]
+    try:
+        function = public_method(cls, method)
+    except TypeError:
+        methods = ", ".join(_workflow_methods(cls))
+        raise fail(f"Workflow {name} has no method {method!r}; it has: {methods}.") from None
+    try:
+        hints, _ = payload.hints_of(function)
+    except SerializationError as error:
+        raise fail(f"{name}.{method}: {error}") from None
+    params = _parameters(function, list(hints))
     if len(raw) != len(hints):
         raise fail(
             f"{name}.{method}({', '.join(params)}) takes {len(hints)} argument(s), got "
             f"{len(raw)}: pass --arg JSON once for each, in order."
         )
-    args = []
+    encoded = []
     for index, (text, hint) in enumerate(zip(raw, hints, strict=True), start=1):
         try:
-            json.loads(text)
-        except ValueError as error:
-            raise fail(
-                f"--arg #{index} is not JSON ({error}): {text!r}. A string needs quotes, "
-                f"e.g. --arg '\"{text}\"'."
-            ) from None
-        try:
-            args.append(payload.decode(text.encode(), hint, path=f"--arg #{index}"))
+            value = payload.decode(text.encode(), hint, path=f"--arg #{index}")
+            encoded.append(payload.encode(value, hint, path=f"--arg #{index}"))
         except SerializationError as error:
             raise fail(f"{error}; the parameter is {params[index - 1]}") from None
-    return args
+    return encoded
+
+
+def _workflow_class(settings: InfiniticConfig, config: Path, name: str) -> type | None:
+    """The class named `name` in the configuration; None without configured workflows (the
+    arguments then go as given)."""
+    classes = workflow_classes(settings, config) if config.exists() else {}
+    if classes and name not in classes:
+        raise fail(
+            f"Unknown workflow {name!r}: [worker] workflows of {config} has "
+            f"{', '.join(sorted(classes))}. Use one of those names, or add its class there."
+        )
+    return classes.get(name)
+
+
+def _json_arg(index: int, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise fail(
+            f"--arg #{index} is not JSON ({error}): {text!r}. A string needs quotes, "
+            f"e.g. --arg '\"{text}\"'."
+        ) from None
 
 
 def _parameters(function: Any, hints: list[Any]) -> list[str]:
@@ -309,10 +372,6 @@ def _workflow_methods(cls: type) -> list[str]:
     )
 
 
-def _unknown_class(name: str, config: Path) -> str:
-    return f"{name} is not a class of [worker] workflows of {config}: add it there"
-
-
 # -- output ----------------------------------------------------------------------------------
 
 STATUS_COLORS = {
@@ -323,125 +382,44 @@ STATUS_COLORS = {
 }
 
 
-def _print_info(info: WorkflowInfo, cls: type | None, config: Path) -> None:
+def _print_info(info: WorkflowInfo) -> None:
     status = str(info.status)
-    elapsed = (info.updated_at - info.started_at).total_seconds()
     rows = [
         ("id", info.id),
         ("workflow", f"{info.name}.{info.method}"),
         ("status", typer.style(status, fg=STATUS_COLORS.get(status), bold=True)),
-        ("started", _time(info.started_at)),
-        ("updated", f"{_time(info.updated_at)} ({elapsed:.3f} s later)"),
+        ("started", human_time(info.started_at)),
+        ("updated", human_time(info.updated_at)),
     ]
     if info.tags:
         rows.append(("tags", ", ".join(info.tags)))
+    args = ", ".join(json.dumps(a, ensure_ascii=False) for a in info.args)
+    rows.append(("args", shorten(f"({args})")))
     if status == "COMPLETED":
-        if cls is None:
-            rows.append(("result", f"(not shown: {_unknown_class(info.name, config)})"))
-        else:
-            rows.append(("result", _shorten(_result_json(info, cls) or "null")))
+        rows.append(("result", shorten(json.dumps(info.result, ensure_ascii=False))))
     if info.error:
         rows.append(("error", info.error))
+        if info.traceback:
+            rows.append(("traceback", info.traceback.rstrip()))
         rows.append(("", f"once fixed: `infinitic-streams retry {info.id}`"))
     if status == "RUNNING":
-        rows.append(("pending", "; ".join(info.pending) or "nothing (about to move on)"))
-    for key, value in rows:
-        typer.echo(f"{key:<9}{value}")
+        rows.append(("pending", "\n".join(info.pending) or "nothing (about to move on)"))
+    print_rows(rows)
 
 
-def _result_json(info: WorkflowInfo, cls: type | None) -> str | None:
-    if cls is None or str(info.status) != "COMPLETED":
-        return None
-    hint = payload.hints_of(public_method(cls, info.method))[1]
-    return payload.encode(info.result, hint, path="result").decode()
-
-
-def _info_json(info: WorkflowInfo, cls: type | None) -> dict[str, Any]:
-    result = _result_json(info, cls)
+def info_json(info: WorkflowInfo) -> dict[str, Any]:
+    """The fields of `describe -o json` (documented in the README: keep them stable)."""
     return {
         "id": info.id,
         "name": info.name,
         "method": info.method,
         "status": str(info.status),
-        "started_at": info.started_at.isoformat(),
-        "updated_at": info.updated_at.isoformat(),
+        "started_at": iso(info.started_at),
+        "updated_at": iso(info.updated_at),
         "tags": list(info.tags),
-        "result": None if result is None else json.loads(result),
+        "args": list(info.args),
+        "result": info.result,
         "error": info.error,
+        "traceback": info.traceback or None,
         "pending": list(info.pending),
     }
-
-
-# Event fields whose values are payload JSON (shown as JSON), and fields left out of a line.
-PAYLOAD_FIELDS = {"args", "result"}
-HIDDEN_FIELDS = {"retry", "timeout", "meta", "traceback"}
-
-
-def _event_fields(event: dict[str, Any]) -> Iterator[str]:
-    """`key=value` of an event's telling fields (any event kind, including future ones)."""
-    fields = {k: v for k, v in event.items() if k not in ("at", "event")}
-    if "service" in fields and "method" in fields:
-        yield f"{fields.pop('service')}.{fields.pop('method')}"
-    for key, value in fields.items():
-        if key in HIDDEN_FIELDS or value is None or value == [] or value == {} or value is False:
-            continue
-        if key == "args":
-            text = f"({', '.join(value)})"
-        elif key in PAYLOAD_FIELDS:
-            text = str(value)
-        elif key.endswith("_ms") and isinstance(value, int):
-            key, text = key[:-3], _time(datetime.fromtimestamp(value / 1000, UTC))
-        elif key.endswith("_in") and isinstance(value, int | float):
-            text = f"{value:.3g}s"
-        elif dataclasses.is_dataclass(value) and hasattr(value, "type_name"):
-            text = f"{value.type_name}: {getattr(value, 'message', '')}"
-        elif isinstance(value, Enum):
-            text = str(value.value)
-        elif value is True:
-            yield key
-            continue
-        else:
-            text = str(value)
-        yield f"{key}={_shorten(text)}"
-
-
-def _event_json(event: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in event.items():
-        if key == "args" and isinstance(value, list):
-            out[key] = [_payload_json(a) for a in value]
-        elif key in PAYLOAD_FIELDS and isinstance(value, str):
-            out[key] = _payload_json(value)
-        else:
-            out[key] = _plain(value)
-    return out
-
-
-def _payload_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _time(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}… ({len(text)} chars)"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from infinitic_streams.engine import outputs, storage
@@ -26,7 +27,8 @@ def query(engine: WorkflowEngine, ctx: Context, message: QueryWorkflow) -> None:
         return
     data = b""
     if state is not None and message.query == QueryKind.DESCRIBE:
-        description = s.Description(state, pending(state, storage.read_history(ctx, state)))
+        history = storage.read_history(ctx, state)
+        description = s.Description(state, pending(state, history), start_args(history))
         data = s.dump(description, s.Description)
     elif state is not None and message.query == QueryKind.HISTORY:
         history = [shortened(event) for event in storage.read_history(ctx, state)]
@@ -62,12 +64,24 @@ def pending(state: WorkflowState, history: list[HistoryEvent]) -> list[str]:
                 names[event.seq] = f"task {event.service}.{event.method} (step {event.seq})"
                 waiting[event.seq] = names[event.seq]
             case s.TimerScheduled():
-                waiting[event.seq] = f"timer due at {event.due_ms} ms (step {event.seq})"
+                waiting[event.seq] = f"timer due at {_iso(event.due_ms)} (step {event.seq})"
             case s.TaskSucceeded() | s.TaskGaveUp() | s.TimerFired():
                 waiting.pop(event.seq, None)
             case s.Retried():
                 waiting.update((seq, names[seq]) for seq in event.tasks)
     return [waiting[seq] for seq in sorted(waiting)]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def start_args(history: list[HistoryEvent]) -> list[str]:
+    """The arguments the workflow was started with (JSON, large ones shortened)."""
+    for event in history[:1]:
+        if isinstance(event, s.Started):
+            return shortened(event).args  # type: ignore[attr-defined,no-any-return]
+    return []
 
 
 def shortened(event: HistoryEvent) -> HistoryEvent:

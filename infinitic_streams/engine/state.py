@@ -228,6 +228,7 @@ class Description:
 
     state: WorkflowState
     pending: list[str]
+    args: list[str] = field(default_factory=list)  # JSON of the start arguments
 
 
 def state_key(workflow_id: str) -> bytes:

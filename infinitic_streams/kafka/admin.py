@@ -199,6 +199,38 @@ class Admin:
         self._retrying(create, "creating topics", max(0.1, deadline - time.monotonic()))
         return created, existing
 
+    def delete_topics(self, names: list[str], timeout: float = 30.0) -> list[str]:
+        """Delete these topics (their data is lost); return those deleted (a topic already
+        gone is not an error)."""
+        deleted: list[str] = []
+        pending = list(names)
+
+        def delete(attempt_timeout: float) -> None:
+            futures = self._admin.delete_topics(
+                pending, operation_timeout=attempt_timeout, request_timeout=attempt_timeout
+            )
+            retry: list[str] = []
+            first_retriable: KafkaException | None = None
+            for name in pending:
+                try:
+                    futures[name].result(attempt_timeout + 5)
+                    deleted.append(name)
+                except KafkaException as exception:
+                    error = error_of(exception)
+                    if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue  # gone already (or deleted by the attempt that timed out)
+                    if classify(error) is not Kind.RETRIABLE:
+                        raise_for(error, f"deleting topic {name}", self.where)
+                    retry.append(name)
+                    first_retriable = first_retriable or exception
+            pending[:] = retry
+            if first_retriable is not None:
+                raise first_retriable
+
+        if pending:
+            self._retrying(delete, "deleting topics", timeout)
+        return deleted
+
     def _wait_visible(self, topics: tuple[str, ...], timeout: float) -> tuple[list[str], Any]:
         """Wait until every topic has a leader for each partition; return those still not,
         and the last metadata read."""
@@ -218,7 +250,7 @@ class Admin:
         self, specs: list[TopicSpec], counts: dict[str, int], timeout: float
     ) -> None:
         for spec in specs:
-            if counts[spec.name] != spec.partitions:
+            if counts[spec.name] != spec.partitions and not spec.any_partitions:
                 raise TopicMismatchError(
                     f"Topic {spec.name} has {counts[spec.name]} partitions but "
                     f"{spec.partitions} are expected. Partition counts of co-partitioned topics "

@@ -192,14 +192,15 @@ class Throttle:
 class LibrdkafkaLog:
     """Where librdkafka's own log lines go (the `logger` of every client): at most one line
     per facility (FAIL, REQTMOUT, ...) every 10 s, so a broker restart shows as a few lines
-    rather than one per connection attempt per thread."""
+    rather than one per connection attempt per thread. Its errors are logged as warnings:
+    what librdkafka cannot get past reaches the caller as an error of its own."""
 
     def __init__(self) -> None:
         self._throttle = Throttle(10.0, logging.getLogger("infinitic_streams.kafka.librdkafka"))
 
     def log(self, level: int, text: str, *args: object) -> None:
         facility = str(args[0]) if args else ""
-        self._throttle.log(level, facility, text, *args)
+        self._throttle.log(min(level, logging.WARNING), facility, text, *args)
 
 
 LIBRDKAFKA_LOG = LibrdkafkaLog()
