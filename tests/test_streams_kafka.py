@@ -156,10 +156,10 @@ def test_timers_fire_exactly_once_across_kill_9(
     app.wait_for_log("assigned partitions")
     produce(kafka_bootstrap, requests, soon + later)
     wait_caught_up(kafka_bootstrap, f"{namespace}.timers", requests)
-    app.kill()  # every timer is scheduled, none is due yet
-    assert fired_timers(kafka_bootstrap, namespace) == {}
+    app.kill()  # every timer is scheduled; on a loaded machine a few "soon" ones fired already
     # The restart waits for the dead member's session to expire (6 s): the "soon" timers fall
-    # due while nothing runs; the "later" ones fall due after the restart.
+    # due while nothing runs; the "later" ones fall due after the restart. Whichever side of
+    # the kill a timer fired on, it fired once.
     app = AppProcess("timers", kafka_bootstrap, namespace, tmp_path / "state")
     deadline = time.monotonic() + 60
     while len(fired_timers(kafka_bootstrap, namespace)) < 80 and time.monotonic() < deadline:
