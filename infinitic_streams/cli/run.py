@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from infinitic_streams import logs
 from infinitic_streams.cli.common import (
     DEFAULT_CONFIG,
     SERVER_KAFKA_CHECK_TIMEOUT_S,
@@ -143,14 +143,14 @@ def _announce(
 
 
 def _log_level(name: str) -> int:
-    level = logging.getLevelName(name.upper())
-    if not isinstance(level, int):
-        raise fail(f"--log-level {name}: use DEBUG, INFO, WARNING or ERROR")
-    return level
+    try:
+        return logs.level_of(name)
+    except ValueError:
+        raise fail(f"--log-level {name}: use {', '.join(logs.LEVELS)}") from None
 
 
 def _run(worker: Worker, level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(level)
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping
         worker.run()
     typer.echo("Stopped.")
