@@ -113,9 +113,7 @@ class ServiceWorker:
         )
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         try:
-            while not stop.is_set():
-                if self._crash is not None:
-                    raise self._crash
+            while not stop.is_set() and self._crash is None:
                 free = self.concurrency - self._running
                 if free > 0:
                     for message in self._consumer.consume(free, 0.05):
@@ -141,6 +139,8 @@ class ServiceWorker:
                 self._done,
                 self._failed_attempts,
             )
+        if self._crash is not None:
+            raise self._crash
 
     # -- one task ------------------------------------------------------------------------------
 

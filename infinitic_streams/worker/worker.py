@@ -119,7 +119,7 @@ class Worker:
         """Run until SIGTERM/SIGINT (in the main thread) or `stop()`. If a part of the worker
         fails, the others stop and its error is raised here."""
         self._install_signal_handlers()
-        logger.info("worker starting: %s", self.describe())
+        logger.info("worker starting: %s", self.summary())
         if not self._ensure_topics():
             logger.info("worker stopped before Kafka answered")
             return
@@ -182,7 +182,7 @@ class Worker:
         """The error that stopped the worker, if one did."""
         return self._error
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         """What this worker runs, for its first log line. The Kafka settings appear as their
         bootstrap servers only: never their secrets."""
         parts = []
@@ -210,6 +210,7 @@ class Worker:
             first = self._error is None
             if first:
                 self._error = error
+                error.add_note(f"(raised by {part} of the infinitic-streams Worker)")
         level = logging.ERROR if first else logging.WARNING
         what = "stopping the worker" if first else "while the worker stops"
         logger.log(
