@@ -7,7 +7,6 @@ A client command needs no configuration file: `--bootstrap` (or $INFINITIC_KAFKA
 from __future__ import annotations
 
 import enum
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -90,13 +89,13 @@ def output_of(output: Format, json_flag: bool) -> Format:
 
 def configure_logging(level: str, fmt: LogFormat) -> None:
     """Set up the root logger once for this command (stderr)."""
-    number = logging.getLevelName(level.upper())
-    if not isinstance(number, int):
-        typer.secho(f"--log-level {level}: use DEBUG, INFO, WARNING or ERROR", fg="red", err=True)
-        raise typer.Exit(1)
     from infinitic_streams import logs
 
-    logs.configure(logging.getLevelName(number), fmt.value)
+    try:
+        logs.configure(level, fmt.value)
+    except ValueError:
+        typer.secho(f"--log-level {level}: use {', '.join(logs.LEVELS)}", fg="red", err=True)
+        raise typer.Exit(1) from None
 
 
 def explicit_config(path: Path) -> bool:

@@ -14,6 +14,7 @@ ignores (attempt failures) moves its mark along, anything else goes through `app
 
 from __future__ import annotations
 
+import logging
 import traceback as tb
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import ErrorState, Facts, RetryState, TaskState, WorkflowState
 from infinitic_streams.engine.timers import RETENTION, timer_key
 from infinitic_streams.errors import TaskFailed
+from infinitic_streams.logs import one_line
 from infinitic_streams.protocol import WorkflowStatus
 from infinitic_streams.streams import Context
 from infinitic_streams.workflows.commands import (
@@ -38,6 +40,8 @@ from infinitic_streams.workflows.execution import WorkflowExecution
 
 if TYPE_CHECKING:
     from infinitic_streams.engine.engine import WorkflowEngine
+
+logger = logging.getLogger("infinitic_streams.engine")
 
 
 def record(engine: WorkflowEngine, ctx: Context, facts: Facts, now: int) -> None:
@@ -120,6 +124,7 @@ def end(
         if isinstance(outcome.error, TaskFailed):
             state.failed_task = tasks.seq_of(outcome.error.task_id)
     storage.append(ctx, state, s.Ended(now, state.status, state.result, state.error))
+    _log_end(state)
     for reply_to in state.waiters:
         outputs.reply_result(engine, ctx, reply_to, state)
     state.waiters = []
@@ -127,6 +132,22 @@ def end(
     engine.cache.drop(state.workflow_id)
     retention_due = now + int(engine.retention_s * 1000)
     ctx.schedule(timer_key(RETENTION, state.workflow_id), retention_due)
+
+
+def _log_end(state: WorkflowState) -> None:
+    """A failed workflow at INFO (with its error), a completed one at DEBUG."""
+    fields = {"workflow_id": state.workflow_id, "workflow_name": state.workflow_name}
+    if state.error is None:
+        logger.debug("workflow %s %s completed", state.workflow_name, state.workflow_id)
+        return
+    logger.info(
+        "workflow %s %s failed: %s: %s",
+        state.workflow_name,
+        state.workflow_id,
+        state.error.type_name,
+        one_line(state.error.message),
+        extra={**fields, "error_type": state.error.type_name},
+    )
 
 
 def error_state(error: BaseException) -> ErrorState:

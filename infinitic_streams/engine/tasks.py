@@ -9,16 +9,23 @@ workflow code must see, the task's final fact (`TaskSucceeded`, or `AttemptFaile
 The lifecycle goes on while the workflow is FAILED: results and failures are recorded, retry
 timers send the next attempts, timeouts count. So a `retry()` finds, in the history, every
 result that came in meanwhile. Once the workflow is COMPLETED, its tasks are ignored.
+
+Each failed attempt is logged (INFO, `infinitic_streams.engine`) where its retry is decided:
+the task, the attempt, the error, and when the next attempt comes or why there is none. The
+line is written while the engine's transaction is open: if that transaction is aborted, the
+attempt is handled again and its line repeats.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from infinitic_streams.engine import outputs, storage
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import ErrorState, Facts, TaskState, WorkflowState
 from infinitic_streams.engine.timers import TASK_RETRY, TASK_TIMEOUT, timer_key
+from infinitic_streams.logs import one_line
 from infinitic_streams.protocol import ExecuteTask, Payload
 from infinitic_streams.protocol import TaskCompleted as TaskCompletedMessage
 from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
@@ -26,6 +33,8 @@ from infinitic_streams.streams import Context
 
 if TYPE_CHECKING:
     from infinitic_streams.engine.engine import WorkflowEngine
+
+logger = logging.getLogger("infinitic_streams.engine")
 
 
 def send(
@@ -133,6 +142,7 @@ def _attempt_failed(
     ctx.cancel_timer(timer_key(TASK_TIMEOUT, workflow_id, task.seq, task.attempt))
     delay = task.retry.policy().delay_after(task.attempt, engine.rng) if retryable else None
     attempt_failed = s.AttemptFailed(now, task.seq, task.attempt, error, delay)
+    _log_attempt(state, task, error, retryable, delay)
     if delay is not None:
         task.waiting_retry = True
         storage.save_task(ctx, workflow_id, task)
@@ -141,6 +151,48 @@ def _attempt_failed(
     _finish(ctx, workflow_id, task)
     gave_up = s.TaskGaveUp(now, task.seq, task.attempt, error, timed_out)
     return Facts(state, [attempt_failed, gave_up])
+
+
+def _log_attempt(
+    state: WorkflowState,
+    task: TaskState,
+    error: ErrorState,
+    retryable: bool,
+    delay: float | None,
+) -> None:
+    """One line per failed attempt: what failed, how, and what happens next."""
+    attempts = task.retry.max_attempts
+    of = f" of {attempts}" if task.attempt <= attempts else " (after a retry of the workflow)"
+    if delay is not None:
+        then = f"attempt {task.attempt + 1} in {delay:.1f} s"
+    elif not retryable:
+        then = "not retryable: the task failed (TaskFailed in the workflow)"
+    else:
+        then = "no attempt left: the task failed (TaskFailed in the workflow)"
+    task_id = f"{state.workflow_id}:{task.seq}"
+    logger.info(
+        "task %s.%s attempt %d%s failed: %s: %s; %s [task %s, workflow %s]",
+        task.service,
+        task.method,
+        task.attempt,
+        of,
+        error.type_name,
+        one_line(error.message),
+        then,
+        task_id,
+        state.workflow_name,
+        extra={
+            "service": task.service,
+            "method": task.method,
+            "task_id": task_id,
+            "attempt": task.attempt,
+            "max_attempts": attempts,
+            "error_type": error.type_name,
+            "retry_in_s": delay,
+            "workflow_id": state.workflow_id,
+            "workflow_name": state.workflow_name,
+        },
+    )
 
 
 def _finish(ctx: Context, workflow_id: str, task: TaskState) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from infinitic_streams.errors import InfiniticError
+from infinitic_streams.logs import remember_secrets
 
 COMMON: dict[str, Any] = {
     # Come back quickly once a restarted broker listens again (librdkafka's cap is 10 s).
@@ -39,6 +40,8 @@ def client_config(
     defaults: Mapping[str, Any] | None = None,
     required: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Project defaults, then the user's settings, then the role's required settings."""
+    """Project defaults, then the user's settings, then the role's required settings. Secret
+    settings are remembered, so that a log line never shows them (`logs.SecretFilter`)."""
     bootstrap_of(kafka)
+    remember_secrets(kafka)
     return {**COMMON, **(defaults or {}), **kafka, **(required or {})}

@@ -196,7 +196,8 @@ class StreamApp:
             on_lost=self.partitions.on_lost,
         )
         self._log(
-            f"started on {len(self.processor.input_topics)} topic(s), {partitions} partitions"
+            f"consuming {', '.join(self.processor.input_topics)} ({partitions} partitions) as "
+            f"group {config.topic(self.processor.name)}, state in {self.state_path}"
         )
 
     def _shutdown(self) -> None:
@@ -205,7 +206,12 @@ class StreamApp:
             if self.checkpoint.pending:
                 self._commit()
         except (ProducerFenced, KafkaUnavailable) as error:  # the work is redone elsewhere
-            self._log(f"could not commit the last work while stopping: {error}")
+            logger.warning(
+                "%s: could not commit the last work while stopping (it is redone by the next "
+                "owner of its partitions): %s",
+                self.processor.name,
+                error,
+            )
         finally:
             self.consumer.close()  # leaves the group; revokes (nothing pending) and closes stores
             self.partitions.close(list(self.partitions.assigned))
@@ -213,7 +219,7 @@ class StreamApp:
             self.producer.close()
             if self._lock_file is not None:
                 self._lock_file.close()
-            self._log("stopped")
+            self._log(f"stopped (left group {self.config.topic(self.processor.name)})")
 
     def _check_topics(self, admin: Admin) -> int:
         """Inputs must exist with equal partition counts; changelog and DLQ are created."""
@@ -356,10 +362,13 @@ class StreamApp:
     def _produce_dead_letter(self, dead: DeadLetter) -> None:
         self.producer.produce(self.dlq_topic, dead.key, dead.value, dead.record_headers())
         self.metrics.dead_letters.inc()
-        first_line = dead.reason.strip().splitlines()[-1] if dead.reason.strip() else ""
-        self._log(
-            f"dead-lettered {dead.source_topic}[{dead.source_partition}]@{dead.source_offset} "
-            f"to {self.dlq_topic}: {first_line}"
+        logger.warning(
+            "%s: dead-lettered %s to %s: %s",
+            self.processor.name,
+            dead.source,
+            self.dlq_topic,
+            dead.summary(),
+            extra={"dead_letter_source": dead.source},
         )
 
     def _fire_timers(self) -> None:
@@ -446,5 +455,5 @@ class StreamApp:
             timers = partition.store.estimate_keys(TIMER_INDEX)
             self.metrics.partition(number, keys, timers, lag)
 
-    def _log(self, text: str) -> None:
-        logger.info("[%s] %s", self.processor.name, text)
+    def _log(self, text: str, level: int = logging.INFO) -> None:
+        logger.log(level, "%s: %s", self.processor.name, text)

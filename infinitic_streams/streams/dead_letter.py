@@ -33,6 +33,21 @@ class DeadLetter:
     at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     headers: list[tuple[str, bytes]] = field(default_factory=list)  # the input's own
 
+    @property
+    def source(self) -> str:
+        """Where the input came from, for a log line: `topic[partition]@offset`."""
+        at = "" if self.source_offset < 0 else f"@{self.source_offset}"
+        return f"{self.source_topic}[{self.source_partition}]{at}"
+
+    def summary(self, limit: int = 500) -> str:
+        """The reason on one line: a reason with a traceback keeps its first line (what failed)
+        and its last one (the error)."""
+        lines = [line.strip() for line in self.reason.strip().splitlines() if line.strip()]
+        if not lines:
+            return "(no reason given)"
+        text = lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"
+        return text if len(text) <= limit else f"{text[:limit]}..."
+
     def record_headers(self) -> list[tuple[str, bytes]]:
         ours = {
             "reason": self.reason,

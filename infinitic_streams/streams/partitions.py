@@ -9,6 +9,7 @@ open): they are retried with backoff until they succeed, while the rest of the a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from pathlib import Path
 
 from infinitic_streams.kafka.consumer import Consumer, TopicPartition
 from infinitic_streams.kafka.errors import Backoff, KafkaUnavailable, ProducerFenced
+from infinitic_streams.logs import numbers as numbers_of
 from infinitic_streams.streams.checkpoint import Checkpoint
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.recovery import Recovery
 from infinitic_streams.streams.state.store import PartitionStore
 from infinitic_streams.streams.state.transaction import PartitionTransaction
 
-Log = Callable[[str], None]
+Log = Callable[..., None]  # (text, level=logging.INFO)
 
 
 @dataclass
@@ -83,7 +85,10 @@ class Partitions:
             except ProducerFenced as fenced:  # the work is redone by the partitions' next owner
                 self._checkpoint.fenced(self.transactions(), str(fenced))
         self._pending = []
-        self.close(sorted({tp.partition for tp in partitions}))
+        revoked = sorted({tp.partition for tp in partitions})
+        self.close(revoked)
+        if revoked:
+            self._log(f"partitions revoked: {numbers_of(revoked)}")
 
     def on_lost(self, partitions: list[TopicPartition]) -> None:
         """The partitions already belong to another member: drop the work, do not commit."""
@@ -93,7 +98,14 @@ class Partitions:
             except ProducerFenced as fenced:
                 self._checkpoint.fenced(self.transactions(), str(fenced))
         self._pending = []
-        self.close(sorted({tp.partition for tp in partitions}))
+        lost = sorted({tp.partition for tp in partitions})
+        self.close(lost)
+        if lost:
+            self._log(
+                f"partitions lost (another member owns them now; pending work dropped): "
+                f"{numbers_of(lost)}",
+                logging.WARNING,
+            )
 
     # -- the main loop's side ---------------------------------------------------------------------
 
@@ -130,7 +142,9 @@ class Partitions:
         self._backoff.reset()
         for number in ready:
             self.resume(number)
-        self._log(f"assigned partitions {numbers}")
+        restoring = [n for n in numbers if self._recovery.restoring(n)]
+        detail = f" ({len(restoring)} restoring)" if restoring else " (all ready)"
+        self._log(f"partitions assigned: {numbers_of(numbers)}{detail}")
 
     def resume(self, number: int) -> None:
         """The partition is restored: process its input."""

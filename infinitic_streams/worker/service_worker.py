@@ -9,6 +9,14 @@ Loop of the worker's thread:
    commits, per partition, up to the first offset not finished yet. A crash re-runs the
    unfinished tasks elsewhere (the engine ignores duplicate results).
 
+Logs (logger `infinitic_streams.worker`): the start, partitions assigned and revoked, each
+failed attempt (at `failure_level`: INFO when the worker runs alone; a Worker that also runs
+the engine passes DEBUG, since the engine logs the attempt with its retry decision), each dead
+letter with its reason, and the stop with what was done.
+
+Something escaping the task machinery (a bug, or a task raising a `BaseException` that is not
+an `Exception`) stops the service worker: `run` raises it, and `Worker.run` with it.
+
 Kafka faults: a result Kafka could not take (brokers down longer than the producer retries)
 is sent again, with backoff, until it is acknowledged; a result over `max_payload_bytes`
 fails its task with `PayloadTooLarge` (not retried); consumer and commit errors of a moving
@@ -34,6 +42,7 @@ from infinitic_streams.definitions import ServiceSpec, service_spec
 from infinitic_streams.errors import PayloadTooLarge, SerializationError
 from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
 from infinitic_streams.kafka.producer import Delivery, Producer
+from infinitic_streams.logs import numbers, one_line
 from infinitic_streams.protocol import (
     Envelope,
     ErrorInfo,
@@ -62,12 +71,14 @@ class ServiceWorker:
         kafka: Mapping[str, Any],
         topics: Topics,
         concurrency: int = 16,
+        failure_level: int = logging.INFO,
     ) -> None:
         self.implementation = implementation
         self.spec: ServiceSpec = service_spec(implementation)
         self.topics = topics
         self.topic = topics.tasks(self.spec.name)
         self.concurrency = concurrency
+        self.failure_level = failure_level
         self._consumer = Consumer(
             kafka,
             topics.service_group(self.spec.name),
@@ -81,14 +92,28 @@ class ServiceWorker:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"task {self.spec.name}")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._crash: BaseException | None = None  # what escaped a task's thread
+        self._done = self._failed_attempts = 0
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set; then finish running tasks and commit."""
-        self._consumer.subscribe([self.topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
-        logger.info("service %s: consuming %s", self.spec.name, self.topic)
+        """Serve until `stop` is set; then finish running tasks and commit. Raises what
+        escaped the machinery of a task (after the same shutdown)."""
+        self._consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        logger.info(
+            "service %s: consuming %s (group %s, %d tasks at a time)",
+            self.spec.name,
+            self.topic,
+            self.topics.service_group(self.spec.name),
+            self.concurrency,
+        )
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self._crash is None:
                 free = self.concurrency - self._running
                 if free > 0:
                     for message in self._consumer.consume(free, 0.05):
@@ -108,6 +133,14 @@ class ServiceWorker:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._consumer.close()
+            logger.info(
+                "service %s: stopped (tasks done: %d, failed attempts: %d)",
+                self.spec.name,
+                self._done,
+                self._failed_attempts,
+            )
+        if self._crash is not None:
+            raise self._crash
 
     # -- one task ------------------------------------------------------------------------------
 
@@ -128,9 +161,22 @@ class ServiceWorker:
             future = asyncio.run_coroutine_threadsafe(
                 self._run_async(task, method), self._async_loop()
             )
-            future.add_done_callback(lambda f: self._finished(task, f.result(), position))
+            future.add_done_callback(
+                lambda f: self._guarded(lambda: self._finished(task, f.result(), position))
+            )
         else:
-            self._pool.submit(lambda: self._finished(task, self._run_sync(task, method), position))
+            self._pool.submit(
+                self._guarded, lambda: self._finished(task, self._run_sync(task, method), position)
+            )
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """Run a task's work; what escapes it stops the service worker (`run` raises it)
+        rather than dying with its thread and leaving the task unfinished forever."""
+        try:
+            work()
+        except BaseException as error:
+            if self._crash is None:
+                self._crash = error
 
     def _run_sync(
         self, task: ExecuteTask, method: Callable[..., Any] | None
@@ -196,6 +242,7 @@ class ServiceWorker:
         retryable = self.spec.retry.retries(error) and not isinstance(
             error, UnknownMethod | SerializationError | PayloadTooLarge
         )
+        self._log_failure(task, error, retryable)
         return TaskFailed(
             task_id=task.task_id,
             workflow_id=task.workflow_id,
@@ -207,6 +254,23 @@ class ServiceWorker:
             ),
             retryable=retryable,
         )
+
+    def _log_failure(self, task: ExecuteTask, error: Exception, retryable: bool) -> None:
+        with self._lock:
+            self._failed_attempts += 1
+        logger.log(
+            self.failure_level,
+            "task %s.%s failed (attempt %d, task %s): %s: %s%s",
+            task.service_name,
+            task.method_name,
+            task.attempt,
+            task.task_id,
+            type(error).__name__,
+            one_line(str(error)),
+            "" if retryable else " (not retryable)",
+            extra=_task_fields(task),
+        )
+        logger.debug("task %s failed", task.task_id, exc_info=error)
 
     def _finished(
         self, task: ExecuteTask, result: TaskCompleted | TaskFailed, position: Position
@@ -224,10 +288,17 @@ class ServiceWorker:
         self._send(self.topics.engine, key, value, position, fallback=fallback)
         with self._lock:
             self._running -= 1
+            self._done += 1
 
     def _dead_letter(self, message: Message, reason: str, position: Position) -> None:
-        logger.warning("service %s: dead-lettered %s: %s", self.spec.name, position, reason)
         dead = DeadLetter(reason, *position, message.key(), message.value())
+        logger.warning(
+            "service %s: dead-lettered %s to %s: %s",
+            self.spec.name,
+            dead.source,
+            self.topics.dlq,
+            dead.summary(),
+        )
         topic, key, value = self.topics.dlq, message.key(), message.value() or b""
         self._send(topic, key, value, position, dead.record_headers())
 
@@ -287,18 +358,49 @@ class ServiceWorker:
         if offsets and not self._consumer.commit(offsets, wait):
             self._offsets.uncommitted(offsets)  # the next commit tries again
 
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            logger.info(
+                "service %s: partitions assigned: %s",
+                self.spec.name,
+                numbers({tp.partition for tp in partitions}),
+            )
+
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
         self._producer.poll(0)
         self._commit()
         self._offsets.forget(partitions)
+        if partitions:
+            logger.info(
+                "service %s: partitions revoked: %s",
+                self.spec.name,
+                numbers({tp.partition for tp in partitions}),
+            )
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         self._offsets.forget(partitions)
+        logger.warning(
+            "service %s: partitions lost (another worker owns them now): %s",
+            self.spec.name,
+            numbers({tp.partition for tp in partitions}),
+        )
 
 
 class UnknownMethod(Exception):
     """The task names a method the service does not have (never retried)."""
+
+
+def _task_fields(task: ExecuteTask) -> dict[str, object]:
+    """The `extra=` of a task's log lines (fields of a JSON log line)."""
+    return {
+        "service": task.service_name,
+        "method": task.method_name,
+        "task_id": task.task_id,
+        "attempt": task.attempt,
+        "workflow_id": task.workflow_id,
+        "workflow_name": task.workflow_name,
+    }
 
 
 def _envelope(message: TaskCompleted | TaskFailed) -> bytes:

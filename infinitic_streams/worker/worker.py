@@ -4,6 +4,10 @@ The engine runs workflow code itself (see `engine/engine.py`), so "workflow work
 engine: a Worker with `workflows=[...]` and `engine=True` runs them. Service workers run in
 their own threads, one consumer group per service. SIGTERM or SIGINT stop everything cleanly:
 the engine commits its work, service workers finish their running tasks.
+
+A worker never fails silently: when one of its parts (the engine, a service worker) stops on
+an error, the others are stopped too and the error is raised: by `run()`, or, for a worker
+started with `start()`, by `join()` and `stop()` (and `error` holds it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from infinitic_streams.config import InfiniticConfig, import_object
+from infinitic_streams.definitions import workflow_spec
 from infinitic_streams.engine.engine import WorkflowEngine
 from infinitic_streams.engine.processor import EngineProcessor
 from infinitic_streams.kafka.admin import Admin
@@ -53,9 +58,14 @@ class Worker:
         self.kafka = dict(kafka)
         self.bootstrap = bootstrap_of(self.kafka)
         self.topics = Topics(namespace, partitions, max_payload_bytes)
+        # With the engine here, it logs each failed attempt with its retry decision.
+        failure_level = logging.DEBUG if engine else logging.INFO
         self.services = [
-            ServiceWorker(impl, self.kafka, self.topics, concurrency) for impl in services
+            ServiceWorker(impl, self.kafka, self.topics, concurrency, failure_level)
+            for impl in services
         ]
+        self.workflow_names = sorted(workflow_spec(w).name for w in workflows)
+        self.state_dir = Path(state_dir)
         self.app: StreamApp | None = None
         if engine:
             workflow_engine = WorkflowEngine.of(
@@ -78,6 +88,8 @@ class Worker:
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path = "infinitic.toml", **overrides: Any) -> Worker:
@@ -104,12 +116,15 @@ class Worker:
         return cls(**settings)
 
     def run(self) -> None:
-        """Run until SIGTERM/SIGINT (in the main thread) or `stop()`."""
+        """Run until SIGTERM/SIGINT (in the main thread) or `stop()`. If a part of the worker
+        fails, the others stop and its error is raised here."""
         self._install_signal_handlers()
+        logger.info("worker starting: %s", self.summary())
         if not self._ensure_topics():
-            return  # stopped while waiting for Kafka
+            logger.info("worker stopped before Kafka answered")
+            return
         threads = [
-            threading.Thread(target=s.run, args=(self._stop,), name=f"service {s.spec.name}")
+            threading.Thread(target=self._serve, args=(s,), name=f"service {s.spec.name}")
             for s in self.services
         ]
         for thread in threads:
@@ -119,24 +134,105 @@ class Worker:
                 self.app.run()
             else:
                 self._stop.wait()
+        except Exception as error:
+            self._failed("the engine", error)
         finally:
             self._stop.set()
             for thread in threads:
                 thread.join()
-            logger.info("worker stopped")
+        if self._error is not None:
+            logger.info(
+                "worker stopped on an error: %s: %s", type(self._error).__name__, self._error
+            )
+            raise self._error
+        logger.info("worker stopped")
 
     def start(self) -> Worker:
-        """Run in a background thread (for tests and `infinitic-streams dev`)."""
-        self._thread = threading.Thread(target=self.run, name="infinitic worker", daemon=True)
+        """Run in a background thread (for tests and `infinitic-streams dev`). An error that
+        stops it is raised by `join()` and `stop()`."""
+        self._thread = threading.Thread(
+            target=self._run_quietly, name="infinitic worker", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop and wait up to `timeout` s for the worker to finish (when started with
+        `start()`); raise the error that stopped it, if one did."""
         self._stop.set()
         if self.app is not None:
             self.app.stop()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("worker still stopping after %.0f s", timeout)
+            self._raise_error()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until a worker started with `start()` ends (stopped, or failed: then raise its
+        error). True once it has ended, False if it still runs after `timeout` seconds."""
+        if self._thread is None:
+            raise RuntimeError("join() waits for a worker started with start()")
+        self._thread.join(timeout)
+        self._raise_error()
+        return not self._thread.is_alive()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that stopped the worker, if one did."""
+        return self._error
+
+    def summary(self) -> str:
+        """What this worker runs, for its first log line. The Kafka settings appear as their
+        bootstrap servers only: never their secrets."""
+        parts = []
+        if self.app is not None:
+            names = ", ".join(self.workflow_names) or "none"
+            parts.append(f"the engine (workflows {names}; state in {self.state_dir})")
+        if self.services:
+            names = ", ".join(f"{s.spec.name} ({s.concurrency} at a time)" for s in self.services)
+            parts.append(f"services {names}")
+        return (
+            f"namespace {self.topics.namespace!r} on Kafka {self.bootstrap} "
+            f"({self.topics.partitions} partitions per topic): {' + '.join(parts)}"
+        )
+
+    def _serve(self, service: ServiceWorker) -> None:
+        """A service worker's thread: its error stops the whole worker."""
+        try:
+            service.run(self._stop)
+        except BaseException as error:
+            self._failed(f"service {service.spec.name}", error)
+
+    def _failed(self, part: str, error: BaseException) -> None:
+        """Keep the first error (raised by run) and stop every part of the worker."""
+        with self._error_lock:
+            first = self._error is None
+            if first:
+                self._error = error
+                error.add_note(f"(raised by {part} of the infinitic-streams Worker)")
+        level = logging.ERROR if first else logging.WARNING
+        what = "stopping the worker" if first else "while the worker stops"
+        logger.log(
+            level, "%s failed (%s): %s: %s", part, what, type(error).__name__, error, exc_info=error
+        )
+        self._stop.set()
+        if self.app is not None:
+            self.app.stop()
+
+    def _run_quietly(self) -> None:
+        """`run()` in `start()`'s thread: its error is kept for `join()` and `stop()`."""
+        try:
+            self.run()
+        except BaseException as error:
+            with self._error_lock:
+                if self._error is None:
+                    self._error = error
+
+    def _raise_error(self) -> None:
+        error = self._error
+        if error is not None:
+            raise error.with_traceback(error.__traceback__)
 
     def _ensure_topics(self) -> bool:
         """Create the topics this worker needs, waiting for Kafka as long as it takes (a pod

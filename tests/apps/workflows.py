@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from infinitic_streams import (
     Worker,
     Workflow,
     any_of,
+    logs,
     service,
     task_context,
     workflow,
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--services", action="store_true")
     parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure("INFO")
     kafka = dict(item.split("=", 1) for item in args.kafka)
     Worker(
         {"bootstrap.servers": args.bootstrap, **kafka},

@@ -18,6 +18,7 @@ Protocol, per partition being assigned:
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ from dataclasses import dataclass, field
 from infinitic_streams.kafka.admin import Admin
 from infinitic_streams.kafka.consumer import Consumer, TopicPartition
 from infinitic_streams.kafka.errors import KafkaUnavailable
+from infinitic_streams.logs import numbers
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.state.changelog import split_changelog_key
 from infinitic_streams.streams.state.store import PartitionStore
 
-Log = Callable[[str], None]
+Log = Callable[..., None]  # (text, level=logging.INFO)
 
 
 def stale_reason(
@@ -60,6 +62,15 @@ class RestoreTask:
     records: int = 0
 
 
+@dataclass
+class RestoreRound:
+    """Restores that overlap in time, told as one story: started, then all done."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    partitions: list[int] = field(default_factory=list)
+    records: int = 0
+
+
 class Recovery:
     """Restores the stores of newly assigned partitions, a bounded batch at a time."""
 
@@ -79,6 +90,7 @@ class Recovery:
         self._metrics = metrics
         self._log = log
         self._tasks: dict[int, RestoreTask] = {}
+        self._round: RestoreRound | None = None
         # Fetch the changelog's metadata now: a first fetch without it waits for librdkafka's
         # one-second metadata retry.
         with contextlib.suppress(KafkaUnavailable):  # a warm-up: the restore waits anyway
@@ -117,11 +129,14 @@ class Recovery:
                 continue
             self._tasks[partition] = RestoreTask(store, bound.end)
             tail.append(TopicPartition(self._topic, partition, start))
-            self._log(
-                f"restoring partition {partition} from changelog offset {start} to {bound.end}"
-            )
         if tail:
             self._consumer.incremental_assign(tail)
+            at_most = sum(bounds[tp.partition].end - tp.offset for tp in tail)
+            self._log(
+                f"restoring partition(s) {numbers([tp.partition for tp in tail])} from "
+                f"{self._topic}: up to {at_most} records"
+            )
+            self._round = self._round or RestoreRound()
         return ready
 
     def restoring(self, partition: int) -> bool:
@@ -130,6 +145,8 @@ class Recovery:
     def cancel(self, partition: int) -> None:
         if self._tasks.pop(partition, None) is not None:
             self._consumer.incremental_unassign([TopicPartition(self._topic, partition)])
+            if not self._tasks:
+                self._end_round()
 
     def step(self, max_records: int = 10_000, timeout: float = 0.05) -> list[int]:
         """Apply up to `max_records` changelog records; return the partitions now restored."""
@@ -166,9 +183,25 @@ class Recovery:
         for partition in done:
             task = self._tasks[partition]
             seconds = time.monotonic() - task.started_at
-            self._log(f"restored partition {partition}: {task.records} records in {seconds:.2f} s")
+            self._log(
+                f"partition {partition} restored: {task.records} records in {seconds:.2f} s",
+                logging.DEBUG,
+            )
+            if self._round is not None:
+                self._round.partitions.append(partition)
+                self._round.records += task.records
             self.cancel(partition)
         return done
+
+    def _end_round(self) -> None:
+        """Every restore under way is over (done, or its partition revoked)."""
+        finished, self._round = self._round, None
+        if finished is not None and finished.partitions:
+            seconds = time.monotonic() - finished.started_at
+            self._log(
+                f"restored partition(s) {numbers(finished.partitions)}: "
+                f"{finished.records} records in {seconds:.2f} s"
+            )
 
     def close(self) -> None:
         self._tasks.clear()
