@@ -527,3 +527,42 @@ def test_a_client_waiting_on_a_namespace_without_engine_says_so(
         with pytest.raises(TimeoutError) as raised:
             handle.result(timeout=1.0)
     assert f"No engine consumes namespace '{namespace}'" in str(raised.value)
+
+
+@pytest.mark.kafka  # it starts a real broker
+def test_ctrl_c_while_dev_starts_its_broker_ends_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT while `dev` starts a local broker (or just after): no traceback, and no broker
+    left running. Kafka is the one `dev` starts itself."""
+    monkeypatch.delenv("INFINITIC_KAFKA", raising=False)
+    port = free_port_pair()
+    write_config(tmp_path / "infinitic.toml", f"127.0.0.1:{port}", "ctrl-c")
+    run_dir = tmp_path / "kafka"
+    env = {k: v for k, v in os.environ.items() if k != "INFINITIC_KAFKA"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infinitic_streams", "dev", "--run-dir", str(run_dir)],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "starting a local broker" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(seen) + rest
+    assert process.returncode in (0, 130), output
+    assert "Traceback" not in output
+    from infinitic_streams.local_kafka import cluster
+
+    assert cluster.status(run_dir).state == "down", output
