@@ -164,8 +164,11 @@ def _announce(
 
 
 def _run(worker: Worker) -> None:
-    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping
-        worker.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while stopping
+            worker.run()
+    except Exception as error:  # its ERROR log line above has the traceback
+        raise fail(f"The worker stopped on an error: {type(error).__name__}: {error}") from None
     typer.echo("Stopped.")
 
 

@@ -185,7 +185,11 @@ def result(
 ) -> None:
     """Wait for an existing workflow to end; print its result as JSON (exit 1 if it failed)."""
     configure_logging(log_level, log_format)
-    with _engine_client(config, namespace, bootstrap) as client:
+    settings = load_settings(config, namespace, bootstrap)
+    require_kafka(settings, config)
+    if engine_running(settings) is False:  # it may be starting: wait, as asked
+        warn(f"No engine runs for namespace {settings.namespace!r} yet: waiting {timeout:g} s.")
+    with _client(settings) as client:
         value = _wait(client.get_workflow(None, workflow_id), workflow_id, timeout)
     if output is Format.TABLE:
         typer.echo(json.dumps(value, ensure_ascii=False))
