@@ -117,13 +117,24 @@ class DemoRun:
     output: str  # stdout and stderr
     stdout: str
     ids: dict[str, str]  # "run", "all_sizes" -> the workflow id
+    seconds: float  # the whole `make demo`
+
+
+def report(what: str, runs: list[DemoRun]) -> None:
+    """Durations, shown by `pytest -s` or `-rP` (to see what the runs cost on this machine)."""
+    ready = [re.search(r"ready in ([\d.]+) s", run.stdout) for run in runs]
+    brokers = [f"{found[1]} s" for found in ready if found]
+    print(f"{what}: {', '.join(f'{run.seconds:.1f} s' for run in runs)}", end="")
+    print(f" (broker ready in {', '.join(brokers)})" if brokers else "")
 
 
 def run_demo(
     place: DemoPlace, *variables: str, kafka: str | None = None, commands: bool = True
 ) -> DemoRun:
     """`make demo`: exit code 0, both outcomes, and (with `commands`) the commands for each."""
+    started = time.monotonic()
     done = make("demo", *place.variables(), *variables, kafka=kafka)
+    seconds = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Traceback" not in output, output
@@ -144,7 +155,7 @@ def run_demo(
                 assert argv[3:] == ["--namespace", "demo", "--bootstrap", bootstrap], argv
             else:
                 assert f" {command} {workflow_id} " not in done.stdout, output
-    return DemoRun(output, done.stdout, ids)
+    return DemoRun(output, done.stdout, ids, seconds)
 
 
 def printed_command(stdout: str, command: str, workflow_id: str) -> list[str]:
@@ -239,10 +250,12 @@ def interrupt(place: DemoPlace, after: str, delay: float = 0.0) -> tuple[int, st
 
 def test_demo_on_five_fresh_brokers(tmp_path: Path, brokers: list[Path]) -> None:
     demo_dir = tmp_path / "demo"
+    runs = []
     for attempt in range(5):
         place = DemoPlace(free_port(), tmp_path / f"kafka-{attempt}", demo_dir)
         brokers.append(place.run_dir)
         ran = run_demo(place)
+        runs.append(ran)
         assert f"Kafka: starting a local broker on 127.0.0.1:{place.port}" in ran.stdout
         assert "Kafka is up at" in ran.stdout
         if attempt > 0:  # the state of the previous run belongs to a broker that is gone
@@ -257,6 +270,7 @@ def test_demo_on_five_fresh_brokers(tmp_path: Path, brokers: list[Path]) -> None
         assert f"Kafka at 127.0.0.1:{place.port} stopped" in down.stdout
         assert place.status().state == "down"
         assert wait_gone(place.run_dir) == []
+    report("make demo on a fresh broker", runs)
 
 
 def test_demo_five_times_on_a_running_broker(tmp_path: Path, brokers: list[Path]) -> None:
@@ -267,9 +281,11 @@ def test_demo_five_times_on_a_running_broker(tmp_path: Path, brokers: list[Path]
     )
     pid = record.nodes[0].pid
     earlier: dict[str, str] = {}
+    runs = []
     for attempt in range(5):
         last = attempt == 4
         ran = run_demo(place, *(["KEEP_KAFKA=0"] if last else []), commands=not last)
+        runs.append(ran)
         assert f"Kafka: the local broker at 127.0.0.1:{place.port} (pid {pid}," in ran.stdout
         for method, workflow_id in earlier.items():  # the ids of the run before are still there
             assert re.search(
@@ -299,6 +315,7 @@ def test_demo_five_times_on_a_running_broker(tmp_path: Path, brokers: list[Path]
     assert "Stopping the local Kafka" in ran.stdout
     assert place.status().state == "down"
     assert wait_gone(place.run_dir) == []
+    report("make demo on a running broker", runs)
 
 
 def check_engine_failure(place: DemoPlace) -> None:
