@@ -4,9 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_PORT ?= 19092
+# make demo: where its local broker listens when it starts one (its controller: port+100), where
+# that broker keeps its pids, data and logs, where the demo keeps its state; KEEP_KAFKA=0 stops
+# the broker at the end; DEMO_ARGS, more options (e.g. DEMO_ARGS="--timeout 120").
 DEMO_PORT ?= 9092
+DEMO_RUN_DIR ?= .infinitic/kafka
+DEMO_DIR ?= .infinitic/demo
+KEEP_KAFKA ?= 1
+DEMO_ARGS ?=
+DEMO := $(BIN)/python -m examples --port $(DEMO_PORT) --run-dir $(DEMO_RUN_DIR) --demo-dir $(DEMO_DIR)
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo demo-engine demo-down test lint unit bench clean
 
 install: $(INSTALLED)
 
@@ -17,10 +25,22 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The image workflow end to end: engine, workers and client in one process, on a local
-# broker (or $$INFINITIC_KAFKA).
+# The image workflows end to end (engine, workers and client in one process, examples/demo.py)
+# in namespace `demo`, state in $(DEMO_DIR). Kafka: $$INFINITIC_KAFKA (nothing started or
+# stopped), else the local broker of $(DEMO_RUN_DIR), started on DEMO_PORT when it does not run.
+# That broker keeps running for the next `make demo` (which reuses it, and its workflows) and for
+# the describe/history commands printed at the end; `make demo KEEP_KAFKA=0` stops it at the end.
 demo: $(INSTALLED)
-	scripts/with-kafka.sh .infinitic/kafka $(DEMO_PORT) $(BIN)/python examples/images.py
+	@$(DEMO) $(if $(filter 0 no false,$(KEEP_KAFKA)),--stop-kafka) $(DEMO_ARGS)
+
+# The demo's engine and workers alone, until Ctrl-C: what answers `infinitic-streams describe`
+# and `history` about the demo's workflows.
+demo-engine: $(INSTALLED)
+	@$(DEMO) --serve $(DEMO_ARGS)
+
+# Stop the demo's local broker (its topics and workflows go with it).
+demo-down: $(INSTALLED)
+	@$(BIN)/infinitic-streams kafka down --run-dir $(DEMO_RUN_DIR)
 
 # Lint, then every test against a real broker: $$INFINITIC_KAFKA or one started for the run.
 test: lint $(INSTALLED)
@@ -38,5 +58,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Stops the demo's broker first: deleting its run dir under it would leave it running unseen.
 clean:
+	@if [ -x $(BIN)/infinitic-streams ]; then $(BIN)/infinitic-streams kafka down --run-dir $(DEMO_RUN_DIR) >/dev/null; fi
 	rm -rf $(VENV) .infinitic .pytest_cache .ruff_cache .hypothesis

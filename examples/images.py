@@ -4,21 +4,15 @@ Download an image; for each size, a branch resizes it then uploads the result; t
 URLs for the user. `ImageWorkflow.run` uses 3 sizes, `ImageWorkflow.all_sizes` every size from
 10 to 200 (191 branches). The image service fakes the network: it makes bytes up.
 
-    python examples/images.py            # engine, workers and client in one process
+    make demo                 # runs both on Kafka: see examples/demo.py
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import time
-from collections.abc import Callable
 
 from infinitic_streams import (
-    InfiniticClient,
     RetryPolicy,
-    Worker,
     Workflow,
     all_of,
     service,
@@ -74,48 +68,3 @@ class ImageWorkflow(Workflow):
     def resize_and_upload(self, image: bytes, size: int) -> str:
         images = self.new_service(ImageUtil)
         return images.upload(images.resize(image, size))
-
-
-def main() -> None:
-    bootstrap = os.environ.get("INFINITIC_KAFKA", "127.0.0.1:9092")
-    kafka = {"bootstrap.servers": bootstrap}
-    namespace = f"demo-{int(time.time())}"
-    print(f"Kafka at {bootstrap}, namespace {namespace}: starting engine and image workers")
-    with tempfile.TemporaryDirectory(prefix="infinitic-demo-") as state_dir:
-        worker = Worker(
-            kafka, namespace, services=[ImageUtilImpl()], workflows=[ImageWorkflow],
-            state_dir=state_dir,
-        ).start()  # fmt: skip
-        try:
-            with InfiniticClient(kafka, namespace) as client:
-                for method in (ImageWorkflow.run, ImageWorkflow.all_sizes):
-                    run(client, method)
-        finally:
-            worker.stop()
-    print(
-        "\nWhere to look next: the workflows and their histories above came from\n"
-        "`handle.describe()` and `handle.history()`; with your own infinitic.toml, run\n"
-        "`infinitic-streams dev`, then `infinitic-streams dispatch`, `describe <id>` and\n"
-        "`history <id>` (see README.md)."
-    )
-
-
-def run(client: InfiniticClient, method: Callable[..., list[str]]) -> None:
-    name = f"ImageWorkflow.{method.__name__}"
-    started = time.monotonic()
-    handle = client.dispatch(method, "me@example.com", "https://example.com/cat.png")
-    urls = handle.result(timeout=120)
-    seconds = time.monotonic() - started
-    print(f"\n{name}: {len(urls)} images resized and saved in {seconds * 1000:.0f} ms")
-    for url in urls[:3]:
-        print(f"  {url}")
-    if len(urls) > 3:
-        print(f"  ... and {len(urls) - 3} more")
-    info = handle.describe()
-    history = handle.history()
-    tasks = sum(1 for event in history if event["event"] == "TaskSucceeded")
-    print(f"  describe: id {info.id}, {info.status}, {tasks} tasks, {len(history)} events")
-
-
-if __name__ == "__main__":
-    main()

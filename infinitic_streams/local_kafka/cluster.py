@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def up(
     log: Log = print,
     security: Security | None = None,
     timeout: float = READY_TIMEOUT,
+    stop: Callable[[], bool] | None = None,
 ) -> ClusterRecord:
     """Start a local cluster of `nodes` broker+controller nodes and wait until it serves.
 
@@ -104,8 +106,12 @@ def up(
        user of a `sasl` cluster).
     4. Start the nodes as their own session (they outlive this process) and record their pids.
     5. Wait until every broker port accepts connections and the cluster lists all brokers;
-       on an early exit or after `timeout` seconds, stop everything and raise with the end of
-       the log.
+       on an early exit or after `timeout` seconds, kill what was started and raise with the
+       end of the log. Interrupted (Ctrl-C) once nodes run, kill them too: an `up` that does
+       not return leaves nothing running.
+
+    `stop`, polled while formatting and waiting, asks to give up (as Ctrl-C does, for a caller
+    that handles SIGINT itself): what was started is killed, and LocalKafkaError raised.
     """
     security = security or Security()
     current = status(run_dir)
@@ -131,11 +137,42 @@ def up(
     security = security.with_password()
     cluster_id = new_cluster_id()
     for node in plan:
+        _check_stop(stop)
         _prepare_node(java, classpath, node, plan, cluster_id, security)
+    _check_stop(stop)
 
     log(f"Starting Kafka {KAFKA_VERSION} ({nodes} node{'s' if nodes > 1 else ''})...")
     started_at = time.time()
-    processes = [spawn(java, classpath, node) for node in plan]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for node in plan:
+            processes.append(spawn(java, classpath, node))
+        record = _record_started(run_dir, plan, processes, cluster_id, started_at, security, libs)
+        wait_serving(plan, processes, record.client_settings, timeout, stop)
+    except BaseException:  # an early exit, a timeout, or Ctrl-C (KeyboardInterrupt) meanwhile
+        _abandon(run_dir, plan, processes)
+        raise
+    record.ready_seconds = round(time.time() - started_at, 2)
+    record.save(run_dir)
+    log(f"Kafka is up at {record.bootstrap} (ready in {record.ready_seconds:.1f} s).")
+    return record
+
+
+def _check_stop(stop: Callable[[], bool] | None) -> None:
+    if stop is not None and stop():
+        raise LocalKafkaError("Stopped before Kafka started: nothing was left running.")
+
+
+def _record_started(
+    run_dir: Path,
+    plan: list[Node],
+    processes: list[subprocess.Popen[bytes]],
+    cluster_id: str,
+    started_at: float,
+    security: Security,
+    libs: Path,
+) -> ClusterRecord:
+    """Save what `up` just started, before waiting for it: other commands find it meanwhile."""
     bootstrap = ",".join(node.address for node in plan)
     record = ClusterRecord(
         bootstrap=bootstrap,
@@ -152,15 +189,18 @@ def up(
         libs_dir=str(libs),
     )
     record.save(run_dir)
-    try:
-        wait_serving(plan, processes, record.client_settings, timeout)
-    except LocalKafkaError:
-        _stop(run_dir, record, lambda _: None)
-        raise
-    record.ready_seconds = round(time.time() - started_at, 2)
-    record.save(run_dir)
-    log(f"Kafka is up at {record.bootstrap} (ready in {record.ready_seconds:.1f} s).")
     return record
+
+
+def _abandon(run_dir: Path, plan: list[Node], processes: list[subprocess.Popen[bytes]]) -> None:
+    """Undo an `up` that did not finish: SIGKILL the nodes it started (a node still starting
+    has nothing to hand over, and its fresh data is deleted anyway), delete their data and the
+    record. Pids come from the processes themselves, recorded or not yet."""
+    stop_processes([p.pid for p in processes], True, lambda _: None)
+    with locked(run_dir):
+        for node in plan:
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+        (run_dir / RECORD_FILE).unlink(missing_ok=True)
 
 
 def down(run_dir: Path, log: Log = print) -> bool:
@@ -208,7 +248,7 @@ def _prepare_node(
     node.properties_file.write_text(server_properties(node, plan, security))
     node.log4j_file.write_text(log4j_properties(node.log_file))
     command = [
-        *java_base(java, classpath, node), "kafka.tools.StorageTool", "format",
+        *java_base(java, classpath, node, tool=True), "kafka.tools.StorageTool", "format",
         f"--cluster-id={cluster_id}", "-c", str(node.properties_file),
         *security.format_arguments(),
     ]  # fmt: skip
