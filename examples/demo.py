@@ -484,10 +484,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class OneLine(logging.Formatter):
+    """Log lines without tracebacks: the demo says what failed and why in its own words."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        return self.formatMessage(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     signal.signal(signal.SIGINT, on_sigint)
-    logging.basicConfig(level=logging.WARNING, format="  [%(levelname)s %(name)s] %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLine("  [%(levelname)s %(name)s] %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # A fresh broker answers "coordinator loading" for a few seconds: retried, not news.
     logging.getLogger("infinitic_streams.kafka.librdkafka").setLevel(logging.ERROR)
     kafka: DemoKafka | None = None
