@@ -369,7 +369,10 @@ class ServiceWorker:
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
         self._producer.poll(0)
-        self._commit()
+        # Not waiting: a synchronous commit has no timeout, and with every broker gone it
+        # held the loop (and a SIGTERM) forever. The next owner may rerun a task whose offset
+        # did not make it: tasks are at-least-once.
+        self._commit(wait=False)
         self._offsets.forget(partitions)
         if partitions:
             logger.info(
