@@ -99,7 +99,7 @@ class InfiniticClient:
         # count: a client need not know it (created with `partitions` only when missing).
         engine = dataclasses.replace(self.topics.engine_spec(), any_partitions=True)
         self._admin.ensure_topics([engine, self.topics.replies_spec()])
-        self._engines_seen_at = 0.0  # monotonic time an engine was last seen in its group
+        self._engine_checked_at: float | None = None  # monotonic time of the last check
         self._producer = Producer(
             self.kafka, {"message.max.bytes": self.topics.max_message_bytes + 1024}
         )
@@ -202,20 +202,18 @@ class InfiniticClient:
     def engine_running(self) -> bool | None:
         """Whether an engine consumes this namespace now (a member of its engine group);
         None when Kafka did not say within a few seconds."""
+        self._engine_checked_at = time.monotonic()
         try:
-            running = self._admin.group_members(self.topics.engine_group, timeout=3.0) > 0
+            return self._admin.group_members(self.topics.engine_group, timeout=3.0) > 0
         except InfiniticError:
             return None
-        if running:
-            self._engines_seen_at = time.monotonic()
-        return running
 
     def _warn_without_engine(self) -> None:
-        """Warn, at most every ENGINE_CHECK_S, when no engine would run what was sent."""
-        now = time.monotonic()
-        if now - self._engines_seen_at < ENGINE_CHECK_S:
+        """Warn when no engine would run what was sent; Kafka is asked at most every
+        ENGINE_CHECK_S (`engine_running` calls count too)."""
+        checked = self._engine_checked_at
+        if checked is not None and time.monotonic() - checked < ENGINE_CHECK_S:
             return
-        self._engines_seen_at = now  # until the next check, whatever it finds
         if self.engine_running() is False:
             logger.warning(
                 "no engine consumes namespace %r (its group %s has no member): what this "

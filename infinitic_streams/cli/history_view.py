@@ -64,7 +64,7 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
         elif key in PAYLOAD_FIELDS and isinstance(value, str):
             out[key] = _payload_json(value)
         else:
-            out[key] = _plain(value)
+            out[key] = to_json(value)
     return out
 
 
@@ -73,15 +73,3 @@ def _payload_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return to_json(value)

@@ -3,10 +3,12 @@ for people ("2026-12-01T10:00:00.000Z (3 s ago)")."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import typer
@@ -105,9 +107,14 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def to_json(value: Any) -> Any:
-    """Datetimes as ISO 8601, tuples as lists, for json and yaml output."""
+    """Datetimes as ISO 8601, enums as their values, dataclasses as objects, tuples as lists:
+    for json and yaml output."""
     if isinstance(value, datetime):
         return iso(value)
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     if isinstance(value, dict):

@@ -21,7 +21,6 @@ import typer
 from infinitic_streams import payload
 from infinitic_streams.cli import history_view
 from infinitic_streams.cli.common import (
-    engine_running,
     fail,
     load_settings,
     require_engine,
@@ -106,13 +105,13 @@ def dispatch(
     cls = _workflow_class(settings, config, workflow_name)
     args = _encoded_args(cls, workflow_name, method, arg or [])
     require_kafka(settings, config)
-    engine = engine_running(settings)
-    if engine is False:
-        warn(
-            f"No engine runs for namespace {settings.namespace!r} yet: the workflow starts "
-            "when one does (`infinitic-streams engine` or `infinitic-streams dev`)."
-        )
     with _client(settings) as client:
+        engine = client.engine_running()  # also spares the dispatch its own check
+        if engine is False:
+            warn(
+                f"No engine runs for namespace {settings.namespace!r} yet: the workflow starts "
+                "when one does (`infinitic-streams engine` or `infinitic-streams dev`)."
+            )
         joined = _existing(client, id, args) if id is not None and engine else None
         try:
             workflow_id = client.dispatch_encoded(workflow_name, method, args, id, tag or [])
@@ -187,9 +186,9 @@ def result(
     configure_logging(log_level, log_format)
     settings = load_settings(config, namespace, bootstrap)
     require_kafka(settings, config)
-    if engine_running(settings) is False:  # it may be starting: wait, as asked
-        warn(f"No engine runs for namespace {settings.namespace!r} yet: waiting {timeout:g} s.")
     with _client(settings) as client:
+        if client.engine_running() is False:  # it may be starting: wait, as asked
+            warn(f"No engine runs for namespace {settings.namespace!r} yet: waiting {timeout:g} s.")
         value = _wait(client.get_workflow(None, workflow_id), workflow_id, timeout)
     if output is Format.TABLE:
         typer.echo(json.dumps(value, ensure_ascii=False))
