@@ -82,11 +82,54 @@ def wait_caught_up(
             time.sleep(0.2)
     finally:
         consumer.close()
-    log = f"\n--- end of the app's log:\n{app.log()[-6000:]}" if app else ""
+    log = f"\n--- end of the app's log:\n{app.log_with_stacks()[-12000:]}" if app else ""
     raise TimeoutError(f"group {group} did not catch up on {topic} within {timeout} s{log}")
 
 
-class AppProcess:
+class _Subprocess:
+    """A test app in a subprocess, its stdout and stderr in `log_path`. Its entry point
+    registers faulthandler on SIGUSR1, so a stuck one can say where it is (`log_with_stacks`)."""
+
+    def __init__(self, command: list[str], log_path: Path) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", *command], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )  # fmt: skip
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_with_stacks(self) -> str:
+        """The log, with the stacks of every thread appended when the process still runs."""
+        if self.running():
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+        return self.log()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then the exit code; a process still running after `timeout` raises with
+        its stacks."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log = self.log_with_stacks()[-12000:]
+            raise TimeoutError(f"still running {timeout} s after SIGTERM:\n{log}") from None
+
+
+class AppProcess(_Subprocess):
     """A `tests.apps.processors` app in a subprocess, with its metrics on an HTTP port.
 
     An app still running when its test ends is killed, whatever the outcome (`kill_all`,
@@ -96,37 +139,20 @@ class AppProcess:
 
     def __init__(self, processor: str, bootstrap: str, namespace: str, state_dir: Path) -> None:
         self.metrics_port = free_port_pair()
-        self.log_path = state_dir.parent / f"{state_dir.name}-{processor}-{time.time_ns()}.log"
         command = [
-            sys.executable, "-m", "tests.apps.processors", processor,
-            "--bootstrap", bootstrap, "--namespace", namespace,
-            "--state-dir", str(state_dir), "--metrics-port", str(self.metrics_port),
+            "tests.apps.processors", processor, "--bootstrap", bootstrap,
+            "--namespace", namespace, "--state-dir", str(state_dir),
+            "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
-        root = Path(__file__).resolve().parent.parent
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(root)},
-            )  # fmt: skip
+        log_path = state_dir.parent / f"{state_dir.name}-{processor}-{time.time_ns()}.log"
+        super().__init__(command, log_path)
         AppProcess.started.append(self)
 
     @classmethod
     def kill_all(cls) -> None:
         for app in cls.started:
-            if app.process.poll() is None:
-                app.kill()
+            app.kill()
         cls.started.clear()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(30)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -162,35 +188,13 @@ class AppProcess:
         )
 
 
-class WorkerProcess:
+class WorkerProcess(_Subprocess):
     """A `tests.apps.workflows` worker in a subprocess (`roles`: --engine, --services, and
     `--kafka KEY=VALUE` settings)."""
 
     def __init__(self, bootstrap: str, namespace: str, state_dir: Path, *roles: str) -> None:
-        root = Path(__file__).resolve().parent.parent
-        self.log_path = state_dir.parent / f"worker-{time.time_ns()}.log"
         command = [
-            sys.executable, "-m", "tests.apps.workflows", "--bootstrap", bootstrap,
-            "--namespace", namespace, "--state-dir", str(state_dir), *roles,
+            "tests.apps.workflows", "--bootstrap", bootstrap, "--namespace", namespace,
+            "--state-dir", str(state_dir), *roles,
         ]  # fmt: skip
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(root)},
-            )  # fmt: skip
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(30)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        super().__init__(command, state_dir.parent / f"worker-{time.time_ns()}.log")

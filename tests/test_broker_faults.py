@@ -8,7 +8,6 @@ The longest pause (no task completed anywhere) is printed for each fault: run wi
 from __future__ import annotations
 
 import itertools
-import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +67,7 @@ def run_through(
     """Start two workers, dispatch the workflows, apply `fault` once the first workflows have
     moved, and check the outcome; return what was measured."""
     run_dir = Path(record.nodes[0].log_file).parent.parent
+    _all_nodes_up(run_dir)
     bootstrap = record.bootstrap
     workers = [
         WorkerProcess(bootstrap, namespace, tmp_path / f"w{i}", "--engine", "--services")
@@ -106,6 +106,13 @@ def run_through(
     return pause
 
 
+def _all_nodes_up(run_dir: Path) -> None:
+    """Each case starts from the whole cluster, whatever the previous one left behind."""
+    stopped = cluster.status(run_dir).stopped_nodes
+    if stopped:
+        nodes.start_nodes(run_dir, stopped, log=print, timeout=180.0)
+
+
 def _result(handle: WorkflowHandle, deadline: float) -> int | None:
     try:
         return handle.result(timeout=max(0.1, deadline - time.monotonic()))  # type: ignore[no-any-return]
@@ -124,8 +131,8 @@ def _diagnose(stuck: list[WorkflowHandle], workers: list[WorkerProcess]) -> str:
         except Exception as error:  # the report must not hide the failure
             lines.append(f"{handle.id}: describe failed: {error!r}")
     for worker in workers:
-        log = [line for line in worker.log().splitlines() if "librdkafka" not in line]
-        lines += [f"--- {worker.log_path}", *log[-30:]]
+        log = [line for line in worker.log_with_stacks().splitlines() if "librdkafka" not in line]
+        lines += [f"--- {worker.log_path}", *log[-100:]]
     return "\n".join(lines)
 
 
@@ -151,6 +158,7 @@ def test_sigterm_ends_a_worker_whose_brokers_are_all_gone(
     three_nodes: cluster.ClusterRecord, namespace: str, tmp_path: Path
 ) -> None:
     run_dir = Path(three_nodes.nodes[0].log_file).parent.parent
+    _all_nodes_up(run_dir)
     worker = WorkerProcess(
         three_nodes.bootstrap, namespace, tmp_path / "w", "--engine", "--services"
     )
@@ -159,8 +167,7 @@ def test_sigterm_ends_a_worker_whose_brokers_are_all_gone(
             assert client.dispatch(Sum.run, 3).result(timeout=RESULT_TIMEOUT_S) == 3
         for node in cluster.status(run_dir).running_nodes:  # the module's last test: all go
             nodes.stop_node(run_dir, node, kill=True, log=print)
-        worker.process.send_signal(signal.SIGTERM)
-        code = worker.process.wait(180)  # the shutdown gives up on Kafka, bounded
+        code = worker.terminate(180)  # the shutdown gives up on Kafka, bounded
     finally:
         worker.kill()
     assert code == 0, worker.log()[-5000:]

@@ -23,6 +23,7 @@ from infinitic_streams import InfiniticClient, Worker
 from infinitic_streams.cli import common
 from infinitic_streams.cli.app import app
 from infinitic_streams.kafka.admin import describe_cluster
+from infinitic_streams.local_kafka import cluster
 
 from .ports import free_port_pair
 
@@ -543,7 +544,7 @@ def test_ctrl_c_while_dev_starts_its_broker_ends_cleanly(
     process = subprocess.Popen(
         [sys.executable, "-m", "infinitic_streams", "dev", "--run-dir", str(run_dir)],
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -556,13 +557,17 @@ def test_ctrl_c_while_dev_starts_its_broker_ends_cleanly(
             if "starting a local broker" in line:
                 break
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=120)
+        try:
+            rest, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # SIGABRT: faulthandler prints where it hangs
+            process.send_signal(signal.SIGABRT)
+            rest, _ = process.communicate(timeout=30)
+            cluster.down(run_dir, log=lambda _: None)
+            pytest.fail(f"still running 120 s after SIGINT:\n{''.join(seen)}{rest}")
     finally:
         if process.poll() is None:
             process.kill()
     output = "".join(seen) + rest
     assert process.returncode in (0, 130), output
     assert "Traceback" not in output
-    from infinitic_streams.local_kafka import cluster
-
     assert cluster.status(run_dir).state == "down", output

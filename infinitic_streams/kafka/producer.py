@@ -9,6 +9,7 @@ or a coordinator moving is a pause, never the end of the process.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -67,24 +68,41 @@ RawCallback = Callable[[KafkaError | None, Message], None]
 
 def _served(serve: Callable[[float], int], timeout: float) -> int:
     """`poll` or `flush` of a librdkafka producer. On a fatal error confluent-kafka raises
-    from inside them (from its error callback, which it then skips), and a delivery callback
-    run after that fails with a SystemError caused by it: both come out as the fatal
-    KafkaException."""
+    from inside them (from its error callback, which it then skips), and a callback run after
+    that fails with a SystemError: caused by that KafkaException, or, when another callback
+    (a log line) ran meanwhile, with no cause at all ("returned NULL without setting an
+    exception"). Every such SystemError comes out as a fatal KafkaException: the producer is
+    broken, only a new one can go on."""
     try:
         return serve(timeout)
     except SystemError as error:
         if isinstance(error.__cause__, KafkaException):
             raise error.__cause__ from None
-        raise
+        raise KafkaException(KafkaError(KafkaError._FATAL, f"producer failed: {error}")) from None
 
 
 def _discard(producer: _Producer) -> None:
-    """Drop a broken producer: its queued records fail their delivery callbacks."""
+    """Drop a broken producer: its queued records fail their delivery callbacks. It is
+    destroyed in a thread of its own, since librdkafka's destroy of a failed producer may
+    wait on its brokers: the caller goes on with a new producer meanwhile."""
     try:
         producer.purge()
         _served(producer.flush, 0)
     except KafkaException as error:  # it is broken: what it says no longer matters
         _log.info("discarding a failed producer: %s", error)
+    threading.Thread(
+        target=_destroy, args=([producer],), name="kafka producer destroy", daemon=True
+    ).start()
+
+
+def _destroy(holder: list[_Producer]) -> None:
+    """Drop the last reference to a producer (librdkafka's destroy runs here), once its
+    caller has let go of its own (for 5 s at most)."""
+    for _ in range(100):
+        if sys.getrefcount(holder[0]) <= 2:  # the holder's, and getrefcount's argument
+            break
+        time.sleep(0.05)
+    holder.clear()
 
 
 def _callback(on_delivery: OnDelivery | None) -> RawCallback | None:
@@ -129,10 +147,10 @@ class TransactionalProducer:
     def renew(self) -> None:
         """After `ProducerFenced`: drop this producer (its records are lost with its open
         transaction) and start a new one with the same transactional.id."""
-        _discard(self._producer)
+        broken, self._producer = self._producer, _Producer(self._config, logger=LIBRDKAFKA_LOG)
+        _discard(broken)
         self.errors.broken = None
         self.in_transaction = False
-        self._producer = _Producer(self._config, logger=LIBRDKAFKA_LOG)
         self.init()
 
     def begin(self) -> None:
@@ -375,8 +393,8 @@ class Producer:
             if self.errors.broken is None:
                 return
             _log.warning("Kafka producer failed (%s): replacing it", broken.str())
-            _discard(self._producer)  # their failed callbacks tell the senders to resend
-            self._producer = self._new()
+            broken, self._producer = self._producer, self._new()
+            _discard(broken)  # their failed callbacks tell the senders to resend
 
 
 __all__ = [

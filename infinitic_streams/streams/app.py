@@ -16,9 +16,9 @@ credentials), or when stopped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
-import signal
 import threading
 import time
 import traceback
@@ -40,6 +40,7 @@ from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.streams.metrics import StreamMetrics
 from infinitic_streams.streams.partitions import AssignedPartition, Partitions
 from infinitic_streams.streams.processor import Processor, Record, RetryLater, Timer
+from infinitic_streams.streams.signals import stop_on_signals
 from infinitic_streams.streams.state.changelog import changelog_key
 from infinitic_streams.streams.state.recovery import Recovery
 from infinitic_streams.streams.state.store import (
@@ -93,19 +94,20 @@ class StreamApp:
             return []
         return sorted(n for n, p in list(partitions.assigned.items()) if p.ready)
 
-    def run(self) -> None:
-        """Process until `stop()`, SIGTERM or SIGINT; then shut down cleanly."""
-        self._install_signal_handlers()
-        self._start()
-        try:
-            self._next_timers = self._next_metrics = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    self._step()
-                except ProducerFenced as fenced:
-                    self.checkpoint.fenced(self.partitions.transactions(), str(fenced))
-        finally:
-            self._shutdown()
+    def run(self, stop_signals: bool = True) -> None:
+        """Process until `stop()`, or SIGTERM or SIGINT (unless `stop_signals` is False: the
+        caller handles them); then shut down cleanly."""
+        with stop_on_signals(self.stop) if stop_signals else contextlib.nullcontext():
+            self._start()
+            try:
+                self._next_timers = self._next_metrics = time.monotonic()
+                while not self._stop.is_set():
+                    try:
+                        self._step()
+                    except ProducerFenced as fenced:
+                        self.checkpoint.fenced(self.partitions.transactions(), str(fenced))
+            finally:
+                self._shutdown()
 
     def _step(self) -> None:
         """One turn of the loop: open and restore partitions, process a batch, fire timers,
@@ -258,12 +260,6 @@ class StreamApp:
         if not path.exists():
             path.write_text(f"{self.config.topic(self.processor.name)}.{uuid.uuid4()}\n")
         return path.read_text().strip()
-
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
 
     # -- processing -------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ started with `start()`, by `join()` and `stop()` (and `error` holds it).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from infinitic_streams.kafka.errors import KafkaUnavailable
 from infinitic_streams.kafka.settings import bootstrap_of
 from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from infinitic_streams.streams import RetryLater, StreamApp, StreamConfig
+from infinitic_streams.streams.signals import stop_on_signals
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.service_worker import ServiceWorker
 
@@ -118,7 +118,10 @@ class Worker:
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (in the main thread) or `stop()`. If a part of the worker
         fails, the others stop and its error is raised here."""
-        self._install_signal_handlers()
+        with stop_on_signals(lambda: self.stop(timeout=0)):
+            self._run()
+
+    def _run(self) -> None:
         logger.info("worker starting: %s", self.summary())
         if not self._ensure_topics():
             logger.info("worker stopped before Kafka answered")
@@ -131,7 +134,7 @@ class Worker:
             thread.start()
         try:
             if self.app is not None:
-                self.app.run()
+                self.app.run(stop_signals=False)  # this worker's handlers stop it
             else:
                 self._stop.wait()
         except Exception as error:
@@ -248,12 +251,6 @@ class Worker:
                 logger.warning("waiting for Kafka: %s", error)
                 self._stop.wait(1.0)
         return False
-
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop(timeout=0))
 
 
 class TopicCreator:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import time
 
 from prometheus_client import start_http_server
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--metrics-port", type=int)
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into the log, on demand
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="127.0.0.1")

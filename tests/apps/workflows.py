@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -167,6 +169,7 @@ def main() -> None:
     parser.add_argument("--services", action="store_true")
     parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into the log, on demand
     logs.configure("INFO")
     kafka = dict(item.split("=", 1) for item in args.kafka)
     Worker(
