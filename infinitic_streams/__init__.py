@@ -2,7 +2,7 @@
 
 import logging
 
-from infinitic_streams.client import InfiniticClient, WorkflowHandle, WorkflowInfo
+from infinitic_streams.client import InfiniticClient, WorkflowGroup, WorkflowHandle, WorkflowInfo
 from infinitic_streams.definitions import RetryPolicy, service, workflow
 from infinitic_streams.errors import (
     InfiniticError,
@@ -12,6 +12,8 @@ from infinitic_streams.errors import (
     TaskTimedOut,
     WorkflowCanceled,
     WorkflowFailed,
+    WorkflowNotFound,
+    WorkflowTimedOut,
 )
 from infinitic_streams.protocol import WorkflowStatus
 from infinitic_streams.worker.task_context import TaskContext, task_context
@@ -35,9 +37,12 @@ __all__ = [
     "Workflow",
     "WorkflowCanceled",
     "WorkflowFailed",
+    "WorkflowGroup",
     "WorkflowHandle",
     "WorkflowInfo",
+    "WorkflowNotFound",
     "WorkflowStatus",
+    "WorkflowTimedOut",
     "all_of",
     "any_of",
     "service",

@@ -61,6 +61,7 @@ class ServiceSpec:
 class WorkflowSpec:
     name: str
     cls: type
+    timeout: float | None = None  # seconds after its start: then FAILED, WorkflowTimedOut
 
 
 def service(
@@ -85,15 +86,16 @@ def service(
     return decorate(name) if isinstance(name, type) else decorate
 
 
-def workflow(name: str | type | None = None) -> Any:
-    """Declare a workflow class: `@workflow` or `@workflow("Name")`."""
+def workflow(name: str | type | None = None, *, timeout: float | None = None) -> Any:
+    """Declare a workflow class: `@workflow`, `@workflow("Name")` or
+    `@workflow("Name", timeout=3600.0)` (still running that many seconds after its start, a
+    workflow ends FAILED with `WorkflowTimedOut`)."""
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"a workflow timeout must be positive, got {timeout}")
 
     def decorate(cls: C) -> C:
-        setattr(
-            cls,
-            WORKFLOW_ATTRIBUTE,
-            WorkflowSpec(name if isinstance(name, str) else cls.__name__, cls),
-        )
+        spec = WorkflowSpec(name if isinstance(name, str) else cls.__name__, cls, timeout)
+        setattr(cls, WORKFLOW_ATTRIBUTE, spec)
         return cls
 
     return decorate(name) if isinstance(name, type) else decorate

@@ -73,6 +73,11 @@ class WorkflowFailed(InfiniticError):
         super().__init__(f"workflow {workflow_id} failed: {type_name}: {error_message}")
 
 
+class WorkflowTimedOut(WorkflowFailed):
+    """A workflow was still running `timeout` seconds (`@workflow(timeout=...)`) after its
+    start: it ended FAILED, its children and tasks canceled."""
+
+
 class WorkflowNotFound(InfiniticError):
     """The engine has no workflow with this id (never started, or forgotten after retention)."""
 

@@ -76,6 +76,12 @@ class Topics:
         return f"{self.namespace}.service.{_checked(service)}"
 
     @property
+    def tags(self) -> str:
+        """The tag index's input (tag updates, group requests), keyed by tag; consumed by the
+        engines with the engine topic (same partition count)."""
+        return f"{self.namespace}.tags"
+
+    @property
     def replies(self) -> str:
         """Answers to clients: each client reads one partition and keeps the records keyed by
         its id, so no client reads every other client's replies."""
@@ -87,7 +93,7 @@ class Topics:
 
     def owns(self, topic: str) -> bool:
         """Whether `topic` belongs to this namespace (and not to one named like `<ns>.x`)."""
-        own = (self.engine, f"{self.engine}.changelog", self.replies, self.dlq)
+        own = (self.engine, f"{self.engine}.changelog", self.tags, self.replies, self.dlq)
         return topic in own or topic.startswith(f"{self.namespace}.tasks.")
 
     # -- specs -----------------------------------------------------------------------------------
@@ -97,6 +103,9 @@ class Topics:
 
     def engine_spec(self) -> TopicSpec:
         return TopicSpec(self.engine, self.partitions, self._sized())
+
+    def tags_spec(self) -> TopicSpec:
+        return TopicSpec(self.tags, self.partitions, self._sized())
 
     def task_spec(self, service: str) -> TopicSpec:
         return TopicSpec(self.tasks(service), self.partitions, self._sized())
@@ -109,7 +118,7 @@ class Topics:
         """Every topic a deployment with these services needs before it starts (the engines
         create their changelog and dead-letter topics themselves)."""
         tasks = [self.task_spec(name) for name in dict.fromkeys(services)]
-        return [self.engine_spec(), *tasks, self.replies_spec()]
+        return [self.engine_spec(), self.tags_spec(), *tasks, self.replies_spec()]
 
 
 def _checked(name: str) -> str:

@@ -238,7 +238,7 @@ def test_describe_and_history_answer_queries(harness: Callable[..., Harness]) ->
         QueryWorkflow(request_id="x", workflow_id="nope", query=QueryKind.DESCRIBE, reply_to=CLIENT)
     )
     described, history, missing = h.take(QueryReply)
-    assert json.loads(described.data)["state"]["status"] == "COMPLETED"
+    assert json.loads(described.data)["status"] == "COMPLETED"
     events = payload.decode(history.data, list[s.HistoryEvent])
     assert [type(e).__name__ for e in events] == [
         "Started",

@@ -152,3 +152,17 @@ def test_a_store_is_rebuilt_when_ahead_of_its_changelog_or_too_old(store: Partit
     assert stale_reason(store, 10, written, 60) is None
     assert "beyond the changelog's end 5" in (stale_reason(store, 5, written, 60) or "")
     assert "older than 60 s" in (stale_reason(store, 10, written + 61_000, 60) or "")
+
+
+def test_a_prefix_scan_sees_the_store_the_transaction_and_the_handler_changes(
+    store: PartitionStore,
+) -> None:
+    store.write({"state": {b"g\x00a\x001": b"s1", b"g\x00a\x002": b"s2", b"g\x00b\x001": b"x"}}, 1)
+    transaction = PartitionTransaction(store)
+    transaction.update({"state": {b"g\x00a\x002": None, b"g\x00a\x003": b"t3"}})
+    ctx = Context(transaction, 0)
+    ctx.put(b"g\x00a\x004", b"c4")
+    ctx.delete(b"g\x00a\x003")
+    ctx.put(b"g\x00a\xff", b"edge")
+    assert ctx.scan(b"g\x00a\x00") == [(b"g\x00a\x001", b"s1"), (b"g\x00a\x004", b"c4")]
+    assert [k for k, _ in ctx.scan(b"g\x00a")] == [b"g\x00a\x001", b"g\x00a\x004", b"g\x00a\xff"]

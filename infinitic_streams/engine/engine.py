@@ -5,13 +5,18 @@ partition; everything it writes and emits commits atomically, exactly once. Work
 here too, in the process that owns the workflow's partition: a task step costs two Kafka hops
 (engine -> service worker -> engine), not three.
 
-`WorkflowEngine` routes each message family to the module that handles it:
+`WorkflowEngine` only routes each message (or timer) to the module of its family:
 - `lifecycle.py`: DispatchWorkflow, RetryWorkflow, and the retention timer;
 - `tasks.py`: TaskCompleted, TaskFailed, and the task timeout and retry timers;
 - `timers.py`: workflow timers (and the keys of every timer);
+- `signals.py`: SendSignal;
+- `children.py`: ChildEnded (and a child's parents);
+- `cancel.py`: CancelWorkflow, and the workflow timeout timer;
+- `tags.py`: TagUpdate and GroupRequest (the tag index, on the tags topic);
 - `queries.py`: QueryWorkflow (result, describe, history);
 and `steps.py` records the facts those handlers return and runs the workflow code
-(`replay.py` rebuilds an instance from history, `cache.py` keeps live ones).
+(`instances.py` gives the live instance, from `cache.py` or a replay; `commands.py` carries
+out what the code asks; `endings.py` ends a workflow).
 
 The rule: a history records facts. While a workflow is RUNNING its code runs on each fact;
 while it is FAILED the facts (task results, attempt failures and timeouts, retry timers sending
@@ -35,13 +40,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from infinitic_streams.definitions import workflow_spec
-from infinitic_streams.engine import lifecycle, queries, steps, tasks, timers
+from infinitic_streams.engine import (
+    cancel,
+    children,
+    lifecycle,
+    queries,
+    signals,
+    steps,
+    tags,
+    tasks,
+    timers,
+)
 from infinitic_streams.engine.cache import ExecutionCache
-from infinitic_streams.engine.replay import UnknownWorkflow
+from infinitic_streams.engine.instances import UnknownWorkflow
 from infinitic_streams.engine.state import Facts
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
-from infinitic_streams.protocol import DispatchWorkflow, Message, QueryWorkflow, RetryWorkflow
+from infinitic_streams.protocol import (
+    CancelWorkflow,
+    ChildEnded,
+    DispatchWorkflow,
+    GroupRequest,
+    Message,
+    QueryWorkflow,
+    RetryWorkflow,
+    SendSignal,
+    TagUpdate,
+)
 from infinitic_streams.protocol import TaskCompleted as TaskCompletedMessage
 from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
 from infinitic_streams.streams import Context, Timer
@@ -89,6 +114,16 @@ class WorkflowEngine:
                 queries.query(self, ctx, message)
             case RetryWorkflow():
                 lifecycle.retry(self, ctx, message, now)
+            case SendSignal():
+                signals.received(self, ctx, message, now)
+            case ChildEnded():
+                self._record(ctx, children.ended(ctx, message, now), now)
+            case CancelWorkflow():
+                cancel.cancel(self, ctx, message, now)
+            case TagUpdate():
+                tags.update(ctx, message)
+            case GroupRequest():
+                tags.act(self, ctx, message)
             case _:
                 raise UnknownMessage(f"the engine does not handle {type(message).__name__}")
 
@@ -96,7 +131,9 @@ class WorkflowEngine:
         kind, workflow_id, seq, attempt = timers.parse_timer_key(timer.key)
         now = self.now_ms()
         if kind == timers.RETENTION:
-            lifecycle.forget(ctx, workflow_id)
+            lifecycle.forget(self, ctx, workflow_id)
+        elif kind == timers.WORKFLOW_TIMEOUT:
+            cancel.timed_out(self, ctx, workflow_id, now)
         elif kind == timers.WORKFLOW_TIMER:
             self._record(ctx, timers.fired(ctx, workflow_id, seq, now), now)
         elif kind == timers.TASK_RETRY:

@@ -11,8 +11,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import outputs, queries, replay, steps, storage, tasks
+from infinitic_streams.engine import (
+    cancel,
+    children,
+    endings,
+    instances,
+    outputs,
+    queries,
+    steps,
+    storage,
+    tags,
+    tasks,
+)
 from infinitic_streams.engine import state as s
+from infinitic_streams.engine.instances import UnknownWorkflow
 from infinitic_streams.engine.state import HistoryEvent, TaskState, WorkflowState
 from infinitic_streams.engine.timers import RETENTION, timer_key
 from infinitic_streams.protocol import (
@@ -31,10 +43,12 @@ if TYPE_CHECKING:
 
 def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, now: int) -> None:
     state = storage.load_state(ctx, message.workflow_id)
-    if state is not None:  # idempotent start: same id, same workflow
+    if state is not None:  # idempotent start: same id, same workflow (a parent joins it)
         if message.reply_to:
             queries.wait_for_end(engine, ctx, state, message.reply_to)
-            storage.save_state(ctx, state)
+        if message.parent is not None:
+            children.join(engine, ctx, state, message.parent)
+        storage.save_state(ctx, state)
         return
     if message.workflow_name not in engine.workflows:
         refuse(engine, ctx, message)
@@ -50,12 +64,15 @@ def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, no
         now,
         now,
         waiters=[message.reply_to] if message.reply_to else [],
+        parents=[children.parent_ref(message.parent)] if message.parent else [],
     )
     storage.append(ctx, state, s.Started(now, message.method_name, args))
+    tags.status_changed(engine, ctx, state)
+    cancel.schedule_timeout(engine, ctx, state, now)
     try:
-        execution = replay.new_execution(engine, state, {})
+        execution = instances.new_execution(engine, state, {})
     except TypeError as error:  # e.g. no such method
-        steps.end(engine, ctx, state, Failed(error), now)
+        endings.end(engine, ctx, state, Failed(error), now)
         return
     step = execution.start([a.encode() for a in args], now)
     steps.apply(engine, ctx, state, execution, step, now)
@@ -69,8 +86,12 @@ def refuse(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow) -> N
         f"{sorted(engine.workflows)}); deploy an engine with it and dispatch again"
     )
     ctx.dead_letter(reason)
+    if message.parent is not None:
+        children.refused(
+            engine, ctx, message.parent, message.workflow_id, message.workflow_name, reason
+        )
     if message.reply_to:
-        error = ErrorInfo(type_name=replay.UnknownWorkflow.__name__, message=reason, traceback="")
+        error = ErrorInfo(type_name=UnknownWorkflow.__name__, message=reason, traceback="")
         result = WorkflowResult(
             workflow_id=message.workflow_id, status=WorkflowStatus.FAILED, error=error
         )
@@ -93,8 +114,9 @@ def retry(engine: WorkflowEngine, ctx: Context, message: RetryWorkflow, now: int
         attempts = sum(1 for e in history if isinstance(e, s.AttemptFailed) and e.seq == seq)
         tasks.send(engine, ctx, state, TaskState.of(scheduled, attempt=attempts + 1), now)
     ctx.cancel_timer(timer_key(RETENTION, state.workflow_id))
+    tags.status_changed(engine, ctx, state)
     engine.cache.drop(state.workflow_id)
-    execution, step = replay.replay(engine, state, history)
+    execution, step = instances.replay(engine, state, history)
     steps.apply(engine, ctx, state, execution, step, now)
 
 
@@ -107,11 +129,12 @@ def tasks_to_retry(state: WorkflowState, history: list[HistoryEvent]) -> list[in
     return sorted(seqs)
 
 
-def forget(ctx: Context, workflow_id: str) -> None:
-    """Retention is over: delete the workflow's state and history."""
+def forget(engine: WorkflowEngine, ctx: Context, workflow_id: str) -> None:
+    """Retention is over: delete the workflow's state and history; it leaves its groups."""
     state = storage.load_state(ctx, workflow_id)
     if state is None or state.status == WorkflowStatus.RUNNING:
         return
+    tags.status_changed(engine, ctx, state, forgotten=True)
     for index, event in enumerate(storage.read_history(ctx, state)):
         ctx.delete(s.history_key(workflow_id, index))
         if isinstance(event, s.TaskScheduled):

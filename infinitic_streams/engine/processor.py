@@ -1,4 +1,6 @@
-"""The engine as a stream processor: decodes envelopes, hands them to `WorkflowEngine`."""
+"""The engine as a stream processor: decodes envelopes, hands them to `WorkflowEngine`. It
+reads the engine topic (keyed by workflow id) and the tags topic (keyed by tag), which have
+the same partition count: partition p of both is processed with the state of partition p."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ class EngineProcessor(Processor):
 
     def __init__(self, engine: WorkflowEngine) -> None:
         self.engine = engine
-        self.input_topics = (engine.topics.engine,)
+        self.input_topics = (engine.topics.engine, engine.topics.tags)
 
     def decode(self, key: bytes | None, value: bytes | None) -> Envelope:
         return decode(value)  # type: ignore[arg-type]  # None raises a clear decode error

@@ -11,6 +11,7 @@ from infinitic_streams.engine import outputs, storage
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import HistoryEvent, WorkflowState
 from infinitic_streams.protocol import QueryKind, QueryReply, QueryWorkflow, WorkflowStatus
+from infinitic_streams.protocol.replies import ChildInfo, WorkflowDescription
 from infinitic_streams.streams import Context
 
 if TYPE_CHECKING:
@@ -27,9 +28,7 @@ def query(engine: WorkflowEngine, ctx: Context, message: QueryWorkflow) -> None:
         return
     data = b""
     if state is not None and message.query == QueryKind.DESCRIBE:
-        history = storage.read_history(ctx, state)
-        description = s.Description(state, pending(state, history), start_args(history))
-        data = s.dump(description, s.Description)
+        data = s.dump(describe(state, storage.read_history(ctx, state)), WorkflowDescription)
     elif state is not None and message.query == QueryKind.HISTORY:
         history = [shortened(event) for event in storage.read_history(ctx, state)]
         data = s.dump(history, list[HistoryEvent])
@@ -51,9 +50,28 @@ def wait_for_end(engine: WorkflowEngine, ctx: Context, state: WorkflowState, rep
         outputs.reply_result(engine, ctx, reply_to, state)
 
 
+def describe(state: WorkflowState, history: list[HistoryEvent]) -> WorkflowDescription:
+    return WorkflowDescription(
+        workflow_id=state.workflow_id,
+        workflow_name=state.workflow_name,
+        method=state.method,
+        status=state.status,
+        started_at_ms=state.started_at_ms,
+        updated_at_ms=state.updated_at_ms,
+        tags=state.tags,
+        result=state.result,
+        error=state.error,
+        args=start_args(history),
+        pending=pending(state, history),
+        children=children_of(history),
+        signals_waiting=state.signals_waiting,
+    )
+
+
 def pending(state: WorkflowState, history: list[HistoryEvent]) -> list[str]:
-    """What a running workflow waits for: tasks and timers not finished yet (including those
-    started before a failure and a `retry()`); nothing once it has ended."""
+    """What a running workflow waits for: tasks, timers and children not finished yet
+    (including those started before a failure and a `retry()`), and signals its receives wait
+    for; nothing once it has ended."""
     if state.status != WorkflowStatus.RUNNING:
         return []
     names: dict[int, str] = {}
@@ -65,11 +83,28 @@ def pending(state: WorkflowState, history: list[HistoryEvent]) -> list[str]:
                 waiting[event.seq] = names[event.seq]
             case s.TimerScheduled():
                 waiting[event.seq] = f"timer due at {_iso(event.due_ms)} (step {event.seq})"
-            case s.TaskSucceeded() | s.TaskGaveUp() | s.TimerFired():
+            case s.ChildStarted():
+                waiting[event.seq] = (
+                    f"workflow {event.workflow_name} {event.child_id} (step {event.seq})"
+                )
+            case s.TaskSucceeded() | s.TaskGaveUp() | s.TimerFired() | s.ChildFinished():
                 waiting.pop(event.seq, None)
             case s.Retried():
                 waiting.update((seq, names[seq]) for seq in event.tasks)
-    return [waiting[seq] for seq in sorted(waiting)]
+    return [waiting[seq] for seq in sorted(waiting)] + state.receiving
+
+
+def children_of(history: list[HistoryEvent]) -> list[ChildInfo]:
+    """The children a workflow started, in order, with their status as it knows it."""
+    found: dict[int, ChildInfo] = {}
+    for event in history:
+        if isinstance(event, s.ChildStarted):
+            found[event.seq] = ChildInfo(
+                event.child_id, event.workflow_name, WorkflowStatus.RUNNING
+            )
+        elif isinstance(event, s.ChildFinished) and event.seq in found:
+            found[event.seq].status = event.status
+    return list(found.values())
 
 
 def _iso(ms: int) -> str:

@@ -17,41 +17,31 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from infinitic_streams import payload
-from infinitic_streams.definitions import RetryPolicy
 from infinitic_streams.protocol import WorkflowStatus
+from infinitic_streams.protocol.history import (  # noqa: F401 - the engine's view of history
+    AttemptFailed,
+    CallRefused,
+    CancelSent,
+    ChildFinished,
+    ChildStarted,
+    Ended,
+    ErrorState,
+    HistoryEvent,
+    InlineRecorded,
+    ReceiveStarted,
+    Retried,
+    RetryState,
+    SignalReceived,
+    SignalSent,
+    Started,
+    TaskGaveUp,
+    TaskScheduled,
+    TaskSucceeded,
+    TimerFired,
+    TimerScheduled,
+)
 
 _U32 = struct.Struct(">I")
-
-
-@dataclass
-class ErrorState:
-    type_name: str
-    message: str
-    traceback: str = ""
-
-
-@dataclass
-class RetryState:
-    max_attempts: int = 1
-    initial_delay: float = 1.0
-    backoff: float = 2.0
-    max_delay: float = 60.0
-    jitter: float = 0.5
-
-    @classmethod
-    def of(cls, policy: RetryPolicy) -> RetryState:
-        return cls(
-            policy.max_attempts,
-            policy.initial_delay,
-            policy.backoff,
-            policy.max_delay,
-            policy.jitter,
-        )
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            self.max_attempts, self.initial_delay, self.backoff, self.max_delay, self.jitter
-        )
 
 
 @dataclass
@@ -69,6 +59,20 @@ class WorkflowState:
     error: ErrorState | None = None
     failed_task: int | None = None  # seq of the task whose failure ended the workflow
     waiters: list[str] = field(default_factory=list)  # client topics waiting for the end
+    parents: list[ParentRef] = field(default_factory=list)  # parent workflows waiting for it
+    # What its code holds, saved at each step (for describe and the signal bound): untaken
+    # signals per channel, and the receives waiting for a signal.
+    signals_waiting: dict[str, int] = field(default_factory=dict)
+    receiving: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParentRef:
+    """A parent workflow waiting for this one: its id, name and the step that waits."""
+
+    workflow_id: str
+    workflow_name: str
+    seq: int
 
 
 @dataclass
@@ -99,120 +103,10 @@ class TaskState:
         )
 
 
-# -- history ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Started:
-    at_ms: int
-    method: str
-    args: list[str]
-
-
-@dataclass
-class TaskScheduled:
-    at_ms: int
-    seq: int
-    service: str
-    method: str
-    args: list[str]
-    retry: RetryState
-    timeout: float | None
-    tags: list[str] = field(default_factory=list)
-    meta: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class TimerScheduled:
-    at_ms: int
-    seq: int
-    due_ms: int
-
-
-@dataclass
-class InlineRecorded:
-    at_ms: int
-    seq: int
-    name: str
-    result: str
-
-
-@dataclass
-class CallRefused:
-    """A call of workflow code refused for its payload size (see `RefusedCommand`)."""
-
-    at_ms: int
-    seq: int
-    step: str
-    what: str
-    size: int
-    limit: int
-
-
-@dataclass
-class AttemptFailed:
-    at_ms: int
-    seq: int
-    attempt: int
-    error: ErrorState
-    retry_in: float | None  # seconds until the next attempt, None when it gave up
-
-
-@dataclass
-class TaskSucceeded:
-    at_ms: int
-    seq: int
-    attempt: int
-    result: str
-
-
-@dataclass
-class TaskGaveUp:
-    at_ms: int
-    seq: int
-    attempts: int
-    error: ErrorState
-    timed_out: bool = False
-
-
-@dataclass
-class TimerFired:
-    at_ms: int
-    seq: int
-
-
-@dataclass
-class Ended:
-    at_ms: int
-    status: WorkflowStatus
-    result: str | None = None
-    error: ErrorState | None = None
-
-
-@dataclass
-class Retried:
-    at_ms: int
-    tasks: list[int]  # tasks whose final failure is voided and which run again
-
-
-HistoryEvent = (
-    Started
-    | TaskScheduled
-    | TimerScheduled
-    | InlineRecorded
-    | CallRefused
-    | AttemptFailed
-    | TaskSucceeded
-    | TaskGaveUp
-    | TimerFired
-    | Ended
-    | Retried
-)
-
-
 # Workflows in these statuses keep recording facts (task results, attempt failures and
-# timeouts, timers fired); their code runs only while RUNNING. A COMPLETED one records nothing.
-RECORDING = (WorkflowStatus.RUNNING, WorkflowStatus.FAILED)
+# timeouts, timers fired, children that ended); their code runs only while RUNNING. A
+# COMPLETED one records nothing more.
+RECORDING = (WorkflowStatus.RUNNING, WorkflowStatus.FAILED, WorkflowStatus.CANCELED)
 
 
 class Facts(NamedTuple):
@@ -220,15 +114,6 @@ class Facts(NamedTuple):
 
     state: WorkflowState
     events: list[HistoryEvent]
-
-
-@dataclass
-class Description:
-    """The engine's answer to DESCRIBE: the state, and what the workflow waits for."""
-
-    state: WorkflowState
-    pending: list[str]
-    args: list[str] = field(default_factory=list)  # JSON of the start arguments
 
 
 def state_key(workflow_id: str) -> bytes:

@@ -8,7 +8,8 @@ workflow code must see, the task's final fact (`TaskSucceeded`, or `AttemptFaile
 
 The lifecycle goes on while the workflow is FAILED: results and failures are recorded, retry
 timers send the next attempts, timeouts count. So a `retry()` finds, in the history, every
-result that came in meanwhile. Once the workflow is COMPLETED, its tasks are ignored.
+result that came in meanwhile. Once it is CANCELED, results and failures are still recorded,
+but no attempt is retried; once it is COMPLETED, its tasks are ignored.
 
 Each failed attempt is logged (INFO, `infinitic_streams.engine`) where its retry is decided:
 the task, the attempt, the error, and when the next attempt comes or why there is none. The
@@ -26,7 +27,7 @@ from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import ErrorState, Facts, TaskState, WorkflowState
 from infinitic_streams.engine.timers import TASK_RETRY, TASK_TIMEOUT, timer_key
 from infinitic_streams.logs import one_line
-from infinitic_streams.protocol import ExecuteTask, Payload
+from infinitic_streams.protocol import ExecuteTask, Payload, WorkflowStatus
 from infinitic_streams.protocol import TaskCompleted as TaskCompletedMessage
 from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
 from infinitic_streams.streams import Context
@@ -140,6 +141,8 @@ def _attempt_failed(
     """Retry later (durable timer), or give up: then the task is over and the code is told."""
     workflow_id = state.workflow_id
     ctx.cancel_timer(timer_key(TASK_TIMEOUT, workflow_id, task.seq, task.attempt))
+    if state.status == WorkflowStatus.CANCELED:
+        retryable = False  # its result would be ignored: no more attempts
     delay = task.retry.policy().delay_after(task.attempt, engine.rng) if retryable else None
     attempt_failed = s.AttemptFailed(now, task.seq, task.attempt, error, delay)
     _log_attempt(state, task, error, retryable, delay)

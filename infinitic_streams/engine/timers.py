@@ -4,7 +4,8 @@ A timer key is `kind NUL seq NUL attempt NUL workflow id`; the runtime keeps tim
 partition's store and fires each exactly once, in a transaction (`streams/`). Kinds:
 - `T` a task attempt's timeout (seq, attempt), `R` a task's retry delay (seq): `tasks.py`;
 - `W` a workflow timer (`self.timer()`, `self.sleep()`) (seq): here;
-- `X` the retention of an ended workflow: `lifecycle.py`.
+- `X` the retention of an ended workflow: `lifecycle.py`;
+- `O` the timeout of a workflow (`@workflow(timeout=...)`): `cancel.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from infinitic_streams.engine import storage
 from infinitic_streams.streams import Context
 
 TASK_TIMEOUT, TASK_RETRY, WORKFLOW_TIMER, RETENTION = b"T", b"R", b"W", b"X"
+WORKFLOW_TIMEOUT = b"O"
 
 
 def timer_key(kind: bytes, workflow_id: str, seq: int = 0, attempt: int = 0) -> bytes:

@@ -37,6 +37,15 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ParentWorkflow:
+    """The workflow that started a child, and the step of its code waiting for it."""
+
+    workflow_id: str
+    workflow_name: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchWorkflow:
     """Start a new workflow instance."""
 
@@ -47,6 +56,7 @@ class DispatchWorkflow:
     tags: tuple[str, ...]
     meta: dict[str, str]
     reply_to: str | None = None
+    parent: ParentWorkflow | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +104,8 @@ class SendSignal:
     signal_id: str
     channel: str
     value: Payload
+    reply_to: str | None = None
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +114,8 @@ class CancelWorkflow:
 
     workflow_id: str
     reason: str
+    request_id: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +173,59 @@ class QueryReply:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildEnded:
+    """A child workflow ended: sent to its parent, exactly once."""
+
+    workflow_id: str  # the parent's
+    seq: int
+    child_id: str
+    child_name: str
+    status: WorkflowStatus
+    result: Payload | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelTask:
+    """The workflow of a task was canceled: tells the service worker running it."""
+
+    task_id: str
+    workflow_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagUpdate:
+    """A tagged workflow started, changed status, or was forgotten (`status` None)."""
+
+    tag: str
+    workflow_name: str
+    workflow_id: str
+    status: WorkflowStatus | None = None
+    updated_at_ms: int
+
+
+class GroupAction(StrEnum):
+    IDS = "IDS"
+    SIGNAL = "SIGNAL"
+    CANCEL = "CANCEL"
+    RETRY = "RETRY"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRequest:
+    """Act on every workflow of a name carrying a tag; the answer says how many it reached."""
+
+    request_id: str
+    tag: str
+    workflow_name: str
+    action: GroupAction
+    channel: str | None = None
+    value: Payload | None = None
+    reply_to: str
+
+
 Message: TypeAlias = (
     DispatchWorkflow
     | ExecuteTask
@@ -171,6 +238,10 @@ Message: TypeAlias = (
     | DeadLetter
     | QueryWorkflow
     | QueryReply
+    | ChildEnded
+    | CancelTask
+    | TagUpdate
+    | GroupRequest
 )
 
 # In the order of the Avro union (a new kind is appended in both places).
@@ -186,6 +257,10 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     DeadLetter,
     QueryWorkflow,
     QueryReply,
+    ChildEnded,
+    CancelTask,
+    TagUpdate,
+    GroupRequest,
 )
 
 

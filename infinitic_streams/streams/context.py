@@ -45,6 +45,19 @@ class Context:
             return entries[key]
         return self._transaction.get(store, key)
 
+    def scan(self, prefix: bytes, store: str = DEFAULT_STORE) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with `prefix`, in key order, this handler's own
+        changes included. Its cost grows with the number of keys under the prefix."""
+        stop = _after_prefix(prefix)
+        found = self._transaction.items(store, prefix, stop)
+        for key, value in self.changes.get(store, {}).items():
+            if key.startswith(prefix):
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+        return sorted(found.items())
+
     def put(self, key: bytes, value: bytes, store: str = DEFAULT_STORE) -> None:
         self.changes.setdefault(store, {})[key] = value
 
@@ -90,3 +103,11 @@ class Context:
     def _timer_hint(self) -> int:
         raw = self.get(TIMER_HINT, META)
         return 0 if raw is None else decode_u64(raw)
+
+
+def _after_prefix(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix` (prefix not all 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("a scan prefix must hold a byte below 0xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1])

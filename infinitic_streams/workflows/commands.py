@@ -73,7 +73,73 @@ class RefusedCommand:
         return PayloadTooLarge(self.what, self.size, self.limit)
 
 
-Command = TaskCommand | TimerCommand | InlineCommand | RefusedCommand
+@dataclass(frozen=True)
+class ReceiveCommand:
+    """Workflow code waits for signals of a channel (`channel.receive()`)."""
+
+    seq: int
+    channel: str
+    limit: int | None
+
+    @property
+    def step(self) -> str:
+        return f"receive {self.channel}"
+
+
+@dataclass(frozen=True)
+class ChildCommand:
+    """Workflow code starts a child workflow (or joins the one with `child_id`)."""
+
+    seq: int
+    workflow_name: str
+    method: str
+    args: tuple[bytes, ...]
+    child_id: str
+    tags: tuple[str, ...]
+
+    @property
+    def step(self) -> str:
+        return f"workflow {self.workflow_name}.{self.method}"
+
+
+@dataclass(frozen=True)
+class SignalCommand:
+    """Workflow code sends `value` to a channel of another workflow."""
+
+    seq: int
+    workflow_id: str
+    workflow_name: str
+    channel: str
+    value: bytes
+
+    @property
+    def step(self) -> str:
+        return f"signal {self.workflow_name}.{self.channel}"
+
+
+@dataclass(frozen=True)
+class CancelCommand:
+    """Workflow code cancels another workflow."""
+
+    seq: int
+    workflow_id: str
+    workflow_name: str
+
+    @property
+    def step(self) -> str:
+        return f"cancel {self.workflow_name}"
+
+
+Command = (
+    TaskCommand
+    | TimerCommand
+    | InlineCommand
+    | RefusedCommand
+    | ReceiveCommand
+    | ChildCommand
+    | SignalCommand
+    | CancelCommand
+)
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,18 @@ from infinitic_streams.errors import (
     SerializationError,
     TaskFailed,
 )
+from infinitic_streams.workflows.channel import Channel, Receive, channels_of
 from infinitic_streams.workflows.commands import (
+    CancelCommand,
+    ChildCommand,
     Command,
     Completed,
     Failed,
     InlineCommand,
     Outcome,
+    ReceiveCommand,
     RefusedCommand,
+    SignalCommand,
     Step,
     TaskCommand,
     TimerCommand,
@@ -71,6 +76,9 @@ class WorkflowExecution:
         self._new: list[Command] = []
         self._waiting: dict[int, tuple[Deferred[Any], Any]] = {}  # seq -> (deferred, hint)
         self._tasks: dict[int, TaskCommand] = {}  # seq -> the task waited for
+        self._channels = channels_of(cls)
+        self._untaken: dict[str, list[Any]] = {}  # channel -> signals no receive took yet
+        self._receives: list[Receive] = []  # waiting for signals, oldest first
         self._rng = random.Random(workflow_id)
         self._divergence: NonDeterministicWorkflow | None = None
         self._main: Branch | None = None
@@ -109,6 +117,52 @@ class WorkflowExecution:
         deferred, due = self._waiting.pop(seq)
         deferred._complete(due)
         return self._advance(now_ms)
+
+    def signal_received(self, channel: str, value: bytes, now_ms: int) -> Step:
+        """A signal was recorded: the oldest pending receive of its channel that accepts it
+        takes it; else it waits, untaken, for a later receive."""
+        known = self._channels.get(channel)
+        try:
+            decoded = payload.decode(value, known.type if known else Any, path=channel)
+        except SerializationError:  # the channel's type changed since: keep the JSON value
+            decoded = payload.decode(value, Any, path=channel)
+        for receive in [r for r in self._receives if r.channel == channel]:
+            taken = receive.accepts(decoded)
+            if taken:
+                receive.take(decoded)
+            if receive.full:
+                self._receives.remove(receive)
+            if taken:
+                break
+        else:
+            self._untaken.setdefault(channel, []).append(decoded)
+        return self._advance(now_ms)
+
+    def child_ended(
+        self,
+        seq: int,
+        child_id: str,
+        outcome: Completed | Failed,
+        now_ms: int,
+    ) -> Step:
+        """A child workflow ended: its result, or its `WorkflowFailed` / `WorkflowCanceled`."""
+        deferred, hint = self._waiting.pop(seq)
+        if isinstance(outcome, Failed):
+            deferred._fail(outcome.error)
+        else:
+            try:
+                deferred._complete(payload.decode(outcome.result, hint, path="result"))
+            except SerializationError as error:
+                deferred._fail(error)
+        return self._advance(now_ms)
+
+    def untaken_signals(self) -> dict[str, int]:
+        """How many signals wait, untaken, per channel."""
+        return {channel: len(values) for channel, values in self._untaken.items() if values}
+
+    def receiving(self) -> list[str]:
+        """The receives waiting for a signal, for humans."""
+        return [f"a signal on channel {r.channel!r} (step {r.seq})" for r in self._receives]
 
     def end_of_replay(self) -> Step:
         """After the whole history was replayed, every recorded command must have been issued
@@ -178,6 +232,55 @@ class WorkflowExecution:
         self._waiting[command.seq] = (deferred, datetime.fromtimestamp(command.due_ms / 1000, UTC))
         return deferred
 
+    def receive(
+        self, channel: Channel, limit: int | None, where: Callable[[Any], bool] | None
+    ) -> Receive:
+        command = self.issue(lambda seq: ReceiveCommand(seq, channel.name, limit))
+        receive = Receive(self.scheduler, command.seq, channel.name, limit, where)
+        untaken = self._untaken.get(channel.name, [])
+        for value in list(untaken):
+            if receive.full:
+                break
+            if receive.accepts(value):
+                untaken.remove(value)
+                receive.take(value)
+        if not receive.full:
+            self._receives.append(receive)
+        return receive
+
+    def start_child(
+        self,
+        cls: type,
+        method: str,
+        args: tuple[Any, ...],
+        child_id: str | None,
+        tags: tuple[str, ...],
+    ) -> Deferred[Any]:
+        """Start a child workflow (or join the one with `child_id`): its result, later."""
+        name = workflow_spec(cls).name
+        param_hints, return_hint = payload.hints_of(public_method(cls, method))
+        encoded = tuple(payload.encode_args(args, param_hints))
+        command = self.issue_within_limit(
+            lambda seq: ChildCommand(
+                seq, name, method, encoded, child_id or f"{self.workflow_id}.{seq}", tags
+            ),
+            encoded,
+        )
+        deferred: Deferred[Any] = Deferred(self.scheduler, command.step)
+        self._waiting[command.seq] = (deferred, return_hint)
+        return deferred
+
+    def send_signal(self, cls: type, workflow_id: str, channel: Channel, value: Any) -> None:
+        encoded = payload.encode(value, channel.type, path=f"signal {channel.name}")
+        name = workflow_spec(cls).name
+        self.issue_within_limit(
+            lambda seq: SignalCommand(seq, workflow_id, name, channel.name, encoded), [encoded]
+        )
+
+    def cancel_workflow(self, cls: type, workflow_id: str) -> None:
+        name = workflow_spec(cls).name
+        self.issue(lambda seq: CancelCommand(seq, workflow_id, name))
+
     def inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         _, hint = payload.hints_of(fn)
         name = getattr(fn, "__qualname__", repr(fn))
@@ -242,4 +345,6 @@ def _payload_of(command: Command) -> str:
     """What the payload of `command` is, for a `PayloadTooLarge` message."""
     if isinstance(command, InlineCommand):
         return f"result of {command.step}"
+    if isinstance(command, SignalCommand):
+        return f"value of {command.step}"
     return f"arguments of {command.step}"

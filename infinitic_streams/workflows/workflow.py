@@ -14,6 +14,7 @@ from uuid import UUID
 
 from infinitic_streams import payload
 from infinitic_streams.definitions import public_method, service_spec
+from infinitic_streams.workflows.channel import SendingChannel, channels_of
 from infinitic_streams.workflows.commands import TaskCommand, TimerCommand
 from infinitic_streams.workflows.deferred import Deferred
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 class Workflow:
     """Subclass it, decorate with `@workflow`, and write public methods as workflow code:
-    deterministic, waiting only on what this class offers (tasks, timers, branches)."""
+    deterministic, waiting only on what this class offers (tasks, timers, branches, signals,
+    child workflows)."""
 
     _execution: WorkflowExecution
 
@@ -49,10 +51,25 @@ class Workflow:
         """A proxy of the service: calling a method runs the task and returns its result."""
         return ServiceProxy(self._execution, contract, tuple(tags), dict(meta or {}))
 
-    def dispatch(self, method: TaskMethod, *args: Any) -> Deferred[Any]:
-        """Start a task without waiting for it."""
-        if not isinstance(method, TaskMethod):
-            raise TypeError("dispatch() takes a method of a proxy from new_service()")
+    def new_workflow(
+        self, cls: type, id: str | None = None, tags: tuple[str, ...] | list[str] = ()
+    ) -> Any:
+        """A proxy of a child workflow: calling a method starts the child (or joins the one
+        with this `id`) and returns its result, or raises `WorkflowFailed` /
+        `WorkflowCanceled`. Without an id, each call starts a child of its own."""
+        return ChildProxy(self._execution, cls, id, tuple(tags))
+
+    def get_workflow(self, cls: type, id: str) -> Any:
+        """A stub of another workflow: `stub.<channel>.send(value)` signals it,
+        `stub.cancel()` cancels it."""
+        return WorkflowStub(self._execution, cls, id)
+
+    def dispatch(self, method: TaskMethod | ChildMethod, *args: Any) -> Deferred[Any]:
+        """Start a task, or a child workflow, without waiting for it."""
+        if not isinstance(method, TaskMethod | ChildMethod):
+            raise TypeError(
+                "dispatch() takes a method of a proxy from new_service() or new_workflow()"
+            )
         return method.dispatch(args)
 
     def branch(self, fn: Callable[..., Any], *args: Any) -> Deferred[Any]:
@@ -138,3 +155,50 @@ class TaskMethod:
         )
         assert isinstance(command, TaskCommand)
         return proxy._execution.wait_task(command, return_hint)
+
+
+class ChildProxy:
+    """Stands for a child workflow inside workflow code; its methods are `ChildMethod`s."""
+
+    def __init__(
+        self, execution: WorkflowExecution, cls: type, child_id: str | None, tags: tuple[str, ...]
+    ) -> None:
+        self._execution, self._cls, self._id, self._tags = execution, cls, child_id, tags
+
+    def __getattr__(self, name: str) -> ChildMethod:
+        public_method(self._cls, name)  # a TypeError naming the methods it has
+        return ChildMethod(self, name)
+
+
+class ChildMethod:
+    def __init__(self, proxy: ChildProxy, name: str) -> None:
+        self._proxy, self._name = proxy, name
+
+    def __call__(self, *args: Any) -> Any:
+        return self.dispatch(args).result()
+
+    def dispatch(self, args: tuple[Any, ...]) -> Deferred[Any]:
+        proxy = self._proxy
+        return proxy._execution.start_child(proxy._cls, self._name, args, proxy._id, proxy._tags)
+
+
+class WorkflowStub:
+    """Another workflow, seen from workflow code: its channels (to send signals) and
+    `cancel()`."""
+
+    def __init__(self, execution: WorkflowExecution, cls: type, workflow_id: str) -> None:
+        self._execution, self._cls, self.id = execution, cls, workflow_id
+
+    def cancel(self) -> None:
+        """Cancel that workflow (recorded once; it ends CANCELED unless it has ended)."""
+        self._execution.cancel_workflow(self._cls, self.id)
+
+    def __getattr__(self, name: str) -> SendingChannel:
+        channel = channels_of(self._cls).get(name)
+        if channel is None:
+            channels = sorted(channels_of(self._cls))
+            raise AttributeError(
+                f"workflow {self._cls.__name__} has no channel {name!r} (channels: {channels}); "
+                "a stub signals or cancels a running workflow"
+            )
+        return SendingChannel(self._execution, self._cls, self.id, channel)

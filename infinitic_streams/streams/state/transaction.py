@@ -31,6 +31,14 @@ class PartitionTransaction:
             return entries[key]
         return self.store.get(family, key)
 
+    def items(self, family: str, start: bytes, stop: bytes) -> dict[bytes, bytes]:
+        """The live items of `family` with `start <= key < stop`: the store's, overlaid with
+        this transaction's changes (deleted keys left out)."""
+        buffered = self.changes.get(family, {})
+        found = {k: v for k, v in self.store.items(family, start, stop) if k not in buffered}
+        found.update((k, v) for k, v in buffered.items() if v is not None and start <= k < stop)
+        return found
+
     def update(self, changes: Changes) -> None:
         for family, entries in changes.items():
             self.changes.setdefault(family, {}).update(entries)

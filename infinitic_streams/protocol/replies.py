@@ -1,0 +1,60 @@
+"""What the engine answers to a client's question (the `data` of a `QueryReply`): JSON through
+the payload codec, so that a client decodes it without the engine's storage. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infinitic_streams.protocol.history import ErrorState
+from infinitic_streams.protocol.messages import WorkflowStatus
+
+
+@dataclass
+class ChildInfo:
+    id: str
+    name: str
+    status: WorkflowStatus
+
+
+@dataclass
+class WorkflowDescription:
+    """The answer to DESCRIBE."""
+
+    workflow_id: str
+    workflow_name: str
+    method: str
+    status: WorkflowStatus
+    started_at_ms: int
+    updated_at_ms: int
+    tags: list[str] = field(default_factory=list)
+    result: str | None = None  # JSON of the return value when COMPLETED
+    error: ErrorState | None = None
+    args: list[str] = field(default_factory=list)  # JSON of the start arguments (shortened)
+    pending: list[str] = field(default_factory=list)  # what it waits for, one line each
+    children: list[ChildInfo] = field(default_factory=list)
+    signals_waiting: dict[str, int] = field(default_factory=dict)  # untaken signals by channel
+
+
+@dataclass
+class SignalAnswer:
+    """The answer to a signal: recorded, or refused with the error the sender raises."""
+
+    recorded: bool
+    error_type: str = ""  # "WorkflowNotFound" or "InfiniticError" when refused
+    message: str = ""
+
+
+@dataclass
+class CancelAnswer:
+    """The answer to a cancel: True if it canceled the workflow, False if it had ended."""
+
+    canceled: bool
+    status: WorkflowStatus | None = None  # the status it has now (None: no such workflow)
+
+
+@dataclass
+class GroupAnswer:
+    """The answer to a group request: how many workflows it reached (their ids for IDS)."""
+
+    reached: int
+    ids: list[str] = field(default_factory=list)
