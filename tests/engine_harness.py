@@ -38,6 +38,7 @@ class Harness:
         self.transaction = PartitionTransaction(self.store)
         self.outbox: list[tuple[str, Message]] = []
         self.drop_cache = False  # True: every message and timer finds no live instance
+        self.dead_letters: list[str] = []  # the reasons of the inputs dead-lettered
 
     def redeploy(self, workflows: list[type], **options: Any) -> None:
         """A new engine over the same store, as after deploying other code (or settings)."""
@@ -60,6 +61,18 @@ class Harness:
 
             self._run(fire)
 
+    def pump(self) -> None:
+        """Deliver what the engine sent to its own inputs (children, signals, cancels, tag
+        updates and group orders) until nothing is left: one partition plays them all."""
+        inputs = (TOPICS.engine, TOPICS.tags)
+        while True:
+            mine = [message for topic, message in self.outbox if topic in inputs]
+            if not mine:
+                return
+            self.outbox = [(t, m) for t, m in self.outbox if t not in inputs]
+            for message in mine:
+                self.send(message)
+
     def _run(self, handler: Callable[[Context], None]) -> None:
         if self.drop_cache:
             self.engine.cache.clear()  # as after a restart: the handler replays the history
@@ -67,6 +80,8 @@ class Harness:
         handler(ctx)
         self.transaction.update(ctx.changes)
         self.outbox += [(o.topic, decode(o.value).message) for o in ctx.outputs]
+        if ctx.dead_letter_reason is not None:
+            self.dead_letters.append(ctx.dead_letter_reason)
 
     def take(self, kind: type) -> list[Any]:
         taken = [m for _, m in self.outbox if isinstance(m, kind)]

@@ -34,7 +34,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from infinitic_streams import payload
@@ -44,6 +44,7 @@ from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
 from infinitic_streams.kafka.producer import Delivery, Producer
 from infinitic_streams.logs import numbers, one_line
 from infinitic_streams.protocol import (
+    CancelTask,
     Envelope,
     ErrorInfo,
     ExecuteTask,
@@ -93,6 +94,8 @@ class ServiceWorker:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"task {self.spec.name}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._crash: BaseException | None = None  # what escaped a task's thread
+        # Tasks running now, by task id: their context, and the future of an async one.
+        self._active: dict[str, tuple[TaskContext, Future[Any] | None]] = {}
         self._done = self._failed_attempts = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -149,25 +152,47 @@ class ServiceWorker:
         self._offsets.started(*position)
         try:
             task = decode(message.value()).message
+            if isinstance(task, CancelTask):
+                self._cancel(task)
+                self._offsets.finished(*position)
+                return
             if not isinstance(task, ExecuteTask):
-                raise TypeError(f"expected ExecuteTask, got {type(task).__name__}")
+                raise TypeError(f"expected ExecuteTask or CancelTask, got {type(task).__name__}")
         except Exception as exc:
             self._dead_letter(message, f"not a task: {exc!r}", position)
             return
         with self._lock:
             self._running += 1
+        context = _context_of(task)
         method = getattr(self.implementation, task.method_name, None)
         if method is not None and inspect.iscoroutinefunction(method):
             future = asyncio.run_coroutine_threadsafe(
-                self._run_async(task, method), self._async_loop()
+                self._run_async(task, method, context), self._async_loop()
             )
+            self._active[task.task_id] = (context, future)
             future.add_done_callback(
-                lambda f: self._guarded(lambda: self._finished(task, f.result(), position))
+                lambda f: self._guarded(lambda: self._finished(task, _outcome(task, f), position))
             )
         else:
+            self._active[task.task_id] = (context, None)
             self._pool.submit(
-                self._guarded, lambda: self._finished(task, self._run_sync(task, method), position)
+                self._guarded,
+                lambda: self._finished(task, self._run_sync(task, method, context), position),
             )
+
+    def _cancel(self, message: CancelTask) -> None:
+        """The task's workflow was canceled: its context says so, an async task is cancelled
+        (a thread cannot be: the task reads `task_context().canceled`)."""
+        active = self._active.get(message.task_id)
+        if active is None:
+            return  # done already, or running elsewhere: its result is recorded and ignored
+        context, future = active
+        context._canceled.set()
+        if future is not None:
+            future.cancel()
+        logger.info(
+            "service %s: task %s canceled: %s", self.spec.name, message.task_id, message.reason
+        )
 
     def _guarded(self, work: Callable[[], None]) -> None:
         """Run a task's work; what escapes it stops the service worker (`run` raises it)
@@ -179,20 +204,20 @@ class ServiceWorker:
                 self._crash = error
 
     def _run_sync(
-        self, task: ExecuteTask, method: Callable[..., Any] | None
+        self, task: ExecuteTask, method: Callable[..., Any] | None, context: TaskContext
     ) -> TaskCompleted | TaskFailed:
         try:
-            args, return_hint = self._prepare(task, method)
+            args, return_hint = self._prepare(task, method, context)
             assert method is not None
             return self._completed(task, method(*args), return_hint)
         except Exception as error:
             return self._failed(task, error)
 
     async def _run_async(
-        self, task: ExecuteTask, method: Callable[..., Any]
+        self, task: ExecuteTask, method: Callable[..., Any], context: TaskContext
     ) -> TaskCompleted | TaskFailed:
         try:
-            args, return_hint = self._prepare(task, method)
+            args, return_hint = self._prepare(task, method, context)
             running = method(*args)
             if task.timeout_seconds is not None:  # an async task can be stopped; a thread cannot
                 running = asyncio.wait_for(running, task.timeout_seconds)
@@ -201,7 +226,7 @@ class ServiceWorker:
             return self._failed(task, error)
 
     def _prepare(
-        self, task: ExecuteTask, method: Callable[..., Any] | None
+        self, task: ExecuteTask, method: Callable[..., Any] | None, context: TaskContext
     ) -> tuple[list[Any], Any]:
         """Decode the arguments with the contract's hints and set `task_context()`."""
         if method is None or task.method_name.startswith("_"):
@@ -209,18 +234,7 @@ class ServiceWorker:
         contract_method = getattr(self.spec.contract, task.method_name, method)
         param_hints, return_hint = payload.hints_of(contract_method)
         args = payload.decode_args([p.data for p in task.args], param_hints)
-        set_task_context(
-            TaskContext(
-                task.task_id,
-                task.attempt,
-                task.service_name,
-                task.method_name,
-                task.workflow_id,
-                task.workflow_name,
-                task.tags,
-                dict(task.meta),
-            )
-        )
+        set_task_context(context)
         return args, return_hint
 
     def _completed(
@@ -283,6 +297,7 @@ class ServiceWorker:
             error = PayloadTooLarge(what, len(value), self.topics.max_message_bytes)
             return _envelope(self._failed(task, error))
 
+        self._active.pop(task.task_id, None)
         key = task.workflow_id.encode()
         fallback = refused if isinstance(result, TaskCompleted) else None
         self._send(self.topics.engine, key, value, position, fallback=fallback)
@@ -388,6 +403,38 @@ class ServiceWorker:
             self.spec.name,
             numbers({tp.partition for tp in partitions}),
         )
+
+
+def _context_of(task: ExecuteTask) -> TaskContext:
+    return TaskContext(
+        task.task_id,
+        task.attempt,
+        task.service_name,
+        task.method_name,
+        task.workflow_id,
+        task.workflow_name,
+        task.tags,
+        dict(task.meta),
+    )
+
+
+def _outcome(
+    task: ExecuteTask, done: Future[TaskCompleted | TaskFailed]
+) -> TaskCompleted | TaskFailed:
+    """The result of an async task; a cancelled one (its workflow was canceled) failed."""
+    if not done.cancelled():
+        return done.result()
+    return TaskFailed(
+        task_id=task.task_id,
+        workflow_id=task.workflow_id,
+        attempt=task.attempt,
+        error=ErrorInfo(
+            type_name="CancelledError",
+            message="the task was cancelled: its workflow was canceled",
+            traceback="",
+        ),
+        retryable=False,
+    )
 
 
 class UnknownMethod(Exception):

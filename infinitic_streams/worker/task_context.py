@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -18,6 +19,13 @@ class TaskContext:
     workflow_name: str
     tags: tuple[str, ...] = ()
     meta: dict[str, str] = field(default_factory=dict)
+    _canceled: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def canceled(self) -> bool:
+        """True once the task's workflow was canceled (or timed out): a long task should stop
+        and return (or raise); its result is recorded but no longer used."""
+        return self._canceled.is_set()
 
 
 _current: ContextVar[TaskContext] = ContextVar("infinitic_task_context")
