@@ -71,11 +71,18 @@ class WorkflowHandle:
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the end; return the result or raise WorkflowFailed (WorkflowTimedOut) /
-        WorkflowCanceled (TimeoutError after `timeout` seconds)."""
+        WorkflowCanceled (TimeoutError after `timeout` seconds). A call after the first, or
+        after a failure, asks the engine again: the workflow may have been retried since."""
         client = self._client
-        asked = None if self._waiting else client._ask(self.id, QueryKind.RESULT)
-        self._waiting = True
-        result = client._replies.wait_result(self.id, timeout, asked)
+        latest = client._replies.latest(self.id)
+        if latest is not None and latest.status == WorkflowStatus.FAILED:
+            self._waiting = False  # a failure that came earlier may have been retried since
+        after, asked = 0, None
+        if not self._waiting:
+            after = client._replies.mark()
+            asked = client._ask(self.id, QueryKind.RESULT)
+        result = client._replies.wait_result(self.id, timeout, asked, after)
+        self._waiting = False
         if result is None:
             hint = client._no_engine_hint()
             raise TimeoutError(f"workflow {self.id} did not end within {timeout:g} s.{hint}")
@@ -165,7 +172,6 @@ class WorkflowHandle:
     def retry(self) -> None:
         """Resume a FAILED workflow: its failed task runs again and its code is replayed with
         the code deployed now."""
-        self._client._replies.forget_result(self.id)
         self._client._send(self.id, RetryWorkflow(workflow_id=self.id))
         self._waiting = False  # the next result() asks for the new outcome
 

@@ -42,7 +42,8 @@ class Replies:
         start = self._consumer.end_offset(TopicPartition(topic, partition))
         self._consumer.assign([TopicPartition(topic, partition, start)])
         self._key = client_id.encode()
-        self._results: dict[str, WorkflowResult] = {}
+        self._results: dict[str, tuple[int, WorkflowResult]] = {}  # with their arrival number
+        self._arrivals = 0
         self._requests: dict[str, Future[QueryReply]] = {}
         self._changed = threading.Condition()
         self._closed = threading.Event()
@@ -63,17 +64,37 @@ class Replies:
         future.add_done_callback(lambda _: self._requests.pop(request_id, None))
         return future
 
+    def latest(self, workflow_id: str) -> WorkflowResult | None:
+        """The last end of this workflow that reached this client, if any."""
+        with self._changed:
+            return self._results.get(workflow_id, (0, None))[1]
+
+    def mark(self) -> int:
+        """The arrival number of the last answer so far: `wait_result(after=mark())` waits
+        for an answer that comes later."""
+        with self._changed:
+            return self._arrivals
+
     def wait_result(
-        self, workflow_id: str, timeout: float | None, asked: Future[QueryReply] | None
+        self,
+        workflow_id: str,
+        timeout: float | None,
+        asked: Future[QueryReply] | None,
+        after: int = 0,
     ) -> WorkflowResult | None:
-        """The workflow's end once it comes (None after `timeout`); `WorkflowNotFound` when
-        the RESULT query `asked` says there is no such workflow."""
+        """The workflow's end, from an answer that arrived after `after` (None after
+        `timeout`); `WorkflowNotFound` when the RESULT query `asked` says there is no such
+        workflow."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while True:
                 self.check()
-                result = self._results.get(workflow_id)
-                if result is not None and result.status != WorkflowStatus.RUNNING:
+                arrival, result = self._results.get(workflow_id, (0, None))
+                if (
+                    result is not None
+                    and arrival > after
+                    and result.status != WorkflowStatus.RUNNING
+                ):
                     return result
                 if asked is not None and asked.done() and not asked.result().found:
                     raise WorkflowNotFound(workflow_id)
@@ -81,10 +102,6 @@ class Replies:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._changed.wait(remaining if remaining is not None else 1.0)
-
-    def forget_result(self, workflow_id: str) -> None:
-        with self._changed:
-            self._results.pop(workflow_id, None)
 
     def check(self) -> None:
         if self.broken is not None:
@@ -115,7 +132,8 @@ class Replies:
                     continue
                 if isinstance(message, WorkflowResult):
                     with self._changed:
-                        self._results[message.workflow_id] = message
+                        self._arrivals += 1
+                        self._results[message.workflow_id] = (self._arrivals, message)
                         self._changed.notify_all()
                 elif isinstance(message, QueryReply):
                     future = self._requests.get(message.request_id)

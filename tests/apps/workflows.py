@@ -1,7 +1,7 @@
 """Services and workflows of the end-to-end tests, and a Worker entry point for subprocesses:
 
 python -m tests.apps.workflows --bootstrap B --namespace N --state-dir D [--engine] [--services]
-                               [--kafka KEY=VALUE ...]
+                               [--language] [--kafka KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from infinitic_streams import (
     task_context,
     workflow,
 )
+from tests.apps import language
 
 
 @service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=0.2, jitter=0.0))
@@ -167,16 +168,20 @@ def main() -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--engine", action="store_true")
     parser.add_argument("--services", action="store_true")
+    parser.add_argument("--language", action="store_true", help="the workflows of language.py")
     parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
     args = parser.parse_args()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into the log, on demand
     logs.configure("INFO")
     kafka = dict(item.split("=", 1) for item in args.kafka)
+    services, workflows = (
+        (language.SERVICES, language.WORKFLOWS) if args.language else (SERVICES, WORKFLOWS)
+    )
     Worker(
         {"bootstrap.servers": args.bootstrap, **kafka},
         args.namespace,
-        services=[cls() for cls in SERVICES] if args.services else [],
-        workflows=WORKFLOWS,
+        services=[cls() for cls in services] if args.services else [],
+        workflows=workflows,
         engine=args.engine,
         state_dir=args.state_dir,
         stream={"session_timeout_ms": 6000},
