@@ -57,3 +57,24 @@ def test_the_stream_runtime_does_not_know_the_workflow_protocol() -> None:
         if name.startswith(("infinitic_streams.protocol", "infinitic_streams.engine"))
     ]
     assert offenders == []
+
+
+def test_the_client_never_imports_the_engine() -> None:
+    """What client and engine share (history events, answers) is in `protocol/`."""
+    offenders = [
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in modules("client")
+        for name in imports(path)
+        if name.startswith(("infinitic_streams.engine", "infinitic_streams.streams"))
+    ]
+    assert offenders == []
+
+
+def test_the_pure_workflow_modules_never_import_the_engine() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in modules("workflows", "protocol")
+        for name in imports(path)
+        if name.startswith(("infinitic_streams.engine", "infinitic_streams.streams"))
+    ]
+    assert offenders == []
