@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infinitic_streams.local_kafka import cluster
 from infinitic_streams.local_kafka.provision import default_cache_dir
 
+from .engine_harness import Harness, harnesses
 from .kafka_support import AppProcess
 from .ports import free_port_pair
 
@@ -54,3 +57,21 @@ def namespace(request: pytest.FixtureRequest) -> str:
     """A namespace no other test uses, so topics and groups never collide."""
     name = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[:40].strip("-")
     return f"t-{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=[False, True], ids=["live", "replayed"])
+def harness_in_both_modes(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., Harness]]:
+    """Makes harnesses whose engine keeps live instances, or drops them before every message
+    (every step is then a replay): a test using it runs once in each mode."""
+    for make in harnesses(tmp_path):  # runs its clean-up after the test
+
+        def in_mode(
+            workflows: list[type], make: Callable[..., Harness] = make, **options: Any
+        ) -> Harness:
+            h = make(workflows, **options)
+            h.drop_cache = request.param
+            return h
+
+        yield in_mode

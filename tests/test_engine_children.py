@@ -3,19 +3,14 @@ with live instances and with the cache dropped before every message (all replays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from infinitic_streams import (
-    RetryPolicy,
     WorkflowCanceled,
-    WorkflowFailed,
     all_of,
     payload,
-    service,
     workflow,
 )
 from infinitic_streams.protocol import (
@@ -31,33 +26,8 @@ from infinitic_streams.protocol import (
 from infinitic_streams.protocol.replies import CancelAnswer, WorkflowDescription
 from infinitic_streams.workflows.workflow import Workflow
 
-from .engine_harness import CLIENT, Harness, dispatch, harnesses, names
-
-
-@service("Work", retry=RetryPolicy(max_attempts=3, initial_delay=10.0, jitter=0.0))
-class Work:
-    def double(self, x: int) -> int: ...
-
-
-@workflow("Child")
-class Child(Workflow):
-    def run(self, x: int) -> int:
-        if x < 0:
-            raise ValueError(f"{x} is negative")
-        return self.new_service(Work).double(x)
-
-
-@workflow("Parent")
-class Parent(Workflow):
-    def run(self, xs: list[int]) -> list[int | str]:
-        children = [self.dispatch(self.new_workflow(Child).run, x) for x in xs]
-        results: list[int | str] = []
-        for deferred in children:
-            try:
-                results.append(deferred.result())
-            except WorkflowFailed as error:
-                results.append(f"{error.workflow_id} {error.type_name}: {error.error_message}")
-        return results
+from .apps.language import Child, Chores, Parent
+from .engine_harness import CLIENT, Harness, dispatch, names
 
 
 @workflow("Joiner")
@@ -83,7 +53,7 @@ class Slowpoke(Workflow):
     def run(self) -> int:
         self.dispatch(self.new_workflow(Child, id="slow-child").run, 3)
         self.sleep(10.0)
-        return self.new_service(Work).double(1)
+        return self.new_service(Chores).double(1)
 
 
 @workflow("Canceler")
@@ -92,18 +62,10 @@ class Canceler(Workflow):
         self.get_workflow(Slowpoke, target).cancel()
 
 
-@pytest.fixture(params=[False, True], ids=["live", "replayed"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    for make in harnesses(tmp_path):  # runs its clean-up after the test
-
-        def in_cache_mode(
-            workflows: list[type], make: Callable[..., Harness] = make, **options: Any
-        ) -> Harness:
-            h = make(workflows, **options)
-            h.drop_cache = request.param
-            return h
-
-        yield in_cache_mode
+@pytest.fixture
+def harness(harness_in_both_modes: Callable[..., Harness]) -> Callable[..., Harness]:
+    """Every test of this module runs with live instances and with replays only."""
+    return harness_in_both_modes
 
 
 def run_tasks(h: Harness) -> int:
@@ -130,14 +92,17 @@ def test_twenty_children_in_parallel_return_or_fail_to_their_parent(
 ) -> None:
     h = harness([Parent, Child])
     xs = [*range(19), -1]
-    h.send(dispatch("p-1", "Parent", [payload.encode(xs, list[int])]))
+    ids = [f"kid-{n}" for n in range(20)]
+    h.send(
+        dispatch("p-1", "Parent", [payload.encode(ids, list[str]), payload.encode(xs, list[int])])
+    )
     h.pump()
     assert run_tasks(h) == 19
     h.pump()
     [result] = results(h).values()
     values = payload.decode(result.result.data, list[int | str])
     assert values[:19] == [2 * x for x in range(19)]
-    assert values[19] == "p-1.20 ValueError: -1 is negative"
+    assert values[19] == "kid-19 ValueError: -1 is negative"
     history = h.history("p-1")
     assert names(history).count("ChildStarted") == 20
     assert names(history).count("ChildFinished") == 20
@@ -147,10 +112,8 @@ def test_twenty_children_in_parallel_return_or_fail_to_their_parent(
     h.send(describe)
     [reply] = h.take(QueryReply)
     children = payload.decode(reply.data, WorkflowDescription).children
-    assert [(c.id, c.status) for c in children][:2] == [
-        ("p-1.1", WorkflowStatus.COMPLETED),
-        ("p-1.2", WorkflowStatus.COMPLETED),
-    ]
+    assert [c.id for c in children] == ids
+    assert children[0].status == WorkflowStatus.COMPLETED
     assert children[19].status == WorkflowStatus.FAILED
 
 
@@ -254,3 +217,21 @@ def test_a_parent_failed_by_its_child_names_the_child_and_its_error(
     assert ended.status == WorkflowStatus.FAILED
     assert ended.error.type_name == "WorkflowFailed"
     assert "workflow bad-child failed: ValueError: -5 is negative" in ended.error.message
+
+
+@workflow("Simple")
+class Simple(Workflow):
+    def run(self, x: int) -> int:
+        return self.new_workflow(Child).run(x)  # type: ignore[no-any-return]
+
+
+def test_a_child_without_an_id_is_named_after_its_parent_and_step(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness([Simple, Child])
+    h.send(dispatch("x-1", "Simple", [b"2"]))
+    h.pump()
+    assert run_tasks(h) == 1
+    h.pump()
+    assert payload.decode(results(h)["x-1"].result.data, int) == 4
+    assert h.state("x-1.1").workflow_name == "Child"

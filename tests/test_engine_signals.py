@@ -5,13 +5,11 @@ with the cache dropped before every message (every step is then a replay)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from infinitic_streams import Channel, any_of, payload, workflow
+from infinitic_streams import Channel, payload, workflow
 from infinitic_streams.engine import signals as engine_signals
 from infinitic_streams.protocol import (
     Payload,
@@ -25,34 +23,8 @@ from infinitic_streams.protocol import (
 from infinitic_streams.protocol.replies import SignalAnswer, WorkflowDescription
 from infinitic_streams.workflows.workflow import Workflow
 
-from .engine_harness import CLIENT, Harness, dispatch, harnesses, names
-
-
-@workflow("Approval")
-class Approval(Workflow):
-    decisions = Channel(str)
-
-    def run(self) -> list[str]:
-        first = self.decisions.receive().result()
-        firm = self.decisions.receive(where=lambda d: d != "maybe").result()
-        pair = self.decisions.receive(limit=2)
-        return [first, firm, pair.result(), pair.result()]
-
-
-@workflow("Deadline")
-class Deadline(Workflow):
-    answers = Channel(int)
-
-    def run(self, seconds: float) -> str:
-        late = any_of(self.answers.receive(), self.timer(seconds)).result()
-        return f"signal {late}" if isinstance(late, int) else "timer"
-
-
-@workflow("Sender")
-class Sender(Workflow):
-    def run(self, target: str) -> str:
-        self.get_workflow(Deadline, target).answers.send(7)
-        return "sent"
+from .apps.language import Approval, Deadline, Sender
+from .engine_harness import CLIENT, Harness, dispatch, names
 
 
 @workflow("Counter")
@@ -72,18 +44,10 @@ class Idle(Workflow):
         self.sleep(1000.0)
 
 
-@pytest.fixture(params=[False, True], ids=["live", "replayed"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    for make in harnesses(tmp_path):  # runs its clean-up after the test
-
-        def in_cache_mode(
-            workflows: list[type], make: Callable[..., Harness] = make, **options: Any
-        ) -> Harness:
-            h = make(workflows, **options)
-            h.drop_cache = request.param
-            return h
-
-        yield in_cache_mode
+@pytest.fixture
+def harness(harness_in_both_modes: Callable[..., Harness]) -> Callable[..., Harness]:
+    """Every test of this module runs with live instances and with replays only."""
+    return harness_in_both_modes
 
 
 def signal(h: Harness, workflow_id: str, channel: str, value: object, n: int = 0) -> SignalAnswer:
@@ -186,7 +150,7 @@ def test_a_channel_holds_a_bounded_number_of_untaken_signals(
 def test_a_workflow_signals_another_exactly_once(harness: Callable[..., Harness]) -> None:
     h = harness([Deadline, Sender])
     h.send(dispatch("d-4", "Deadline", [b"60"]))
-    h.send(dispatch("s-1", "Sender", [b'"d-4"']))
+    h.send(dispatch("s-1", "Sender", [b'"d-4"', b"7"]))
     h.pump()
     results = {r.workflow_id: r for r in h.take(WorkflowResult)}
     assert payload.decode(results["d-4"].result.data, str) == "signal 7"

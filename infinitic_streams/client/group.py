@@ -10,10 +10,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from infinitic_streams import payload
-from infinitic_streams.errors import InfiniticError
+from infinitic_streams.client.handle import encode_signal
 from infinitic_streams.protocol import GroupAction, GroupRequest, Payload
 from infinitic_streams.protocol.replies import GroupAnswer
-from infinitic_streams.workflows.channel import channels_of
 
 if TYPE_CHECKING:
     from infinitic_streams.client.client import InfiniticClient
@@ -32,16 +31,7 @@ class WorkflowGroup:
 
     def signal(self, channel: str, value: Any) -> int:
         """Signal the running workflows of the group; return how many it reached."""
-        hint: Any = Any
-        if self._cls is not None:
-            channels = channels_of(self._cls)
-            if channel not in channels:
-                raise InfiniticError(
-                    f"workflow {self.workflow_name} has no channel {channel!r} "
-                    f"(its channels: {sorted(channels)})"
-                )
-            hint = channels[channel].type
-        data = payload.encode(value, hint, path=f"signal {channel}")
+        data = encode_signal(self._cls, channel, value)
         return self._act(GroupAction.SIGNAL, channel, Payload(data=data)).reached
 
     def cancel(self) -> int:

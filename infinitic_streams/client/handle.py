@@ -126,16 +126,7 @@ class WorkflowHandle:
         """Send `value` to the workflow's `channel`; return once the engine recorded it.
         Raises `WorkflowNotFound`, or `InfiniticError` when the workflow has ended, has no
         such channel, or the value does not fit the channel's type."""
-        hint: Any = Any
-        if self._cls is not None:
-            channels = channels_of(self._cls)
-            if channel not in channels:
-                raise InfiniticError(
-                    f"workflow {self._cls.__name__} has no channel {channel!r} "
-                    f"(its channels: {sorted(channels)})"
-                )
-            hint = channels[channel].type
-        data = payload.encode(value, hint, path=f"signal {channel}")
+        data = encode_signal(self._cls, channel, value)
         payload.check_size([data], self._client.topics.max_payload_bytes, f"signal {channel}")
         request_id = uuid.uuid4().hex
         message = SendSignal(
@@ -183,6 +174,21 @@ class WorkflowHandle:
         assert self._method is not None
         hint = payload.hints_of(public_method(self._cls, self._method))[1]
         return payload.decode(data, hint, path="result")
+
+
+def encode_signal(cls: type | None, channel: str, value: Any) -> bytes:
+    """`value` encoded for `channel`: checked against the channel's type when the workflow
+    class is known (an unknown channel is refused here, naming those it has)."""
+    hint: Any = Any
+    if cls is not None:
+        channels = channels_of(cls)
+        if channel not in channels:
+            raise InfiniticError(
+                f"workflow {cls.__name__} has no channel {channel!r} "
+                f"(its channels: {sorted(channels)})"
+            )
+        hint = channels[channel].type
+    return payload.encode(value, hint, path=f"signal {channel}")
 
 
 def _error_of(result: WorkflowResult) -> InfiniticError:

@@ -14,6 +14,10 @@ failed attempt (at `failure_level`: INFO when the worker runs alone; a Worker th
 the engine passes DEBUG, since the engine logs the attempt with its retry decision), each dead
 letter with its reason, and the stop with what was done.
 
+A `CancelTask` (the task's workflow was canceled or timed out) sets the running task's
+`task_context().canceled` and cancels an `async def` task; a thread cannot be stopped: a long
+sync task should read the flag.
+
 Something escaping the task machinery (a bug, or a task raising a `BaseException` that is not
 an `Exception`) stops the service worker: `run` raises it, and `Worker.run` with it.
 
