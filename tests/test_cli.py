@@ -34,6 +34,8 @@ CLIENT_COMMANDS = [
     ["describe", "some-id"],
     ["history", "some-id"],
     ["retry", "some-id"],
+    ["cancel", "some-id"],
+    ["signal", "some-id", "go", "--value", "1"],
     ["topics", "create"],
     ["topics", "list"],
 ]
@@ -294,8 +296,9 @@ def test_dispatch_wait_describe_history(
     assert info["args"] == ["me@example.com", url]
     assert set(info) == {
         "id", "name", "method", "status", "started_at", "updated_at", "tags", "args", "result",
-        "error", "traceback", "pending",
+        "error", "traceback", "pending", "children", "signals_waiting",
     }  # fmt: skip
+    assert (info["children"], info["signals_waiting"]) == ([], {})
 
     code, out, _ = cli("history", "order-42")
     assert code == 0

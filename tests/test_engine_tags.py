@@ -104,3 +104,17 @@ def test_a_forgotten_workflow_leaves_its_groups(harness: Callable[..., Harness])
     assert [(u.workflow_id, u.status) for u in updates] == [("o-1", None)]
     h.pump()
     assert act(h, GroupAction.IDS, tag="t").ids == []
+
+
+def test_a_group_signal_its_workflows_would_refuse_is_refused_once(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness([Order])
+    start(h, "o-1", ("t",))
+    h.pump()
+    wrong_channel = act(h, GroupAction.SIGNAL, tag="t", channel="memo", value=Payload(data=b"1"))
+    assert (wrong_channel.reached, wrong_channel.ids) == (0, [])
+    assert "no channel 'memo' (its channels: ['notes'])" in wrong_channel.error
+    wrong_type = act(h, GroupAction.SIGNAL, tag="t", channel="notes", value=Payload(data=b"1"))
+    assert "does not fit channel 'notes'" in wrong_type.error
+    assert h.dead_letters == []

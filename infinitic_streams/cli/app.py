@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import dlq, kafka, run, topics, workflows
+from infinitic_streams.cli import actions, dlq, kafka, run, topics, workflows
 
 app = typer.Typer(
     name="infinitic-streams",
@@ -31,7 +31,9 @@ app.command()(workflows.dispatch)
 app.command()(workflows.describe)
 app.command()(workflows.history)
 app.command()(workflows.result)
-app.command()(workflows.retry)
+app.command()(actions.signal)
+app.command()(actions.cancel)
+app.command()(actions.retry)
 
 
 def _print_version(value: bool) -> None:

@@ -1,5 +1,5 @@
-"""`infinitic-streams dispatch | describe | history | result | retry`: a client, from the
-command line.
+"""`infinitic-streams dispatch | describe | history | result`: a client, from the command
+line (`actions.py` has the commands that act on workflows: signal, cancel, retry).
 
 Only `dispatch` uses the workflow classes of the configuration, to check and encode the
 arguments with their type hints (without the class it sends the JSON as given). The other
@@ -89,7 +89,14 @@ def dispatch(
             help="The workflow id (default: a new UUID); an existing id is joined, not rerun.",
         ),
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option(metavar="TAG", help="A tag; repeatable.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="TAG",
+            help="A tag, repeatable: the workflow joins the group of its name and the tag, "
+            "which signal, cancel and retry --tag TAG --workflow NAME act on.",
+        ),
+    ] = None,
     wait: Wait = False,
     timeout: Timeout = 60.0,
     namespace: Namespace = None,
@@ -102,7 +109,7 @@ def dispatch(
     """Start a workflow; print its id, and with --wait its result."""
     configure_logging(log_level, log_format)
     settings = load_settings(config, namespace, bootstrap)
-    cls = _workflow_class(settings, config, workflow_name)
+    cls = workflow_class(settings, config, workflow_name)
     args = _encoded_args(cls, workflow_name, method, arg or [])
     require_kafka(settings, config)
     with _client(settings) as client:
@@ -122,7 +129,9 @@ def dispatch(
                 warn(joined)
             typer.echo(workflow_id)
         result = (
-            _wait(client.get_workflow(None, workflow_id), workflow_id, timeout) if wait else None
+            wait_result(client.get_workflow(None, workflow_id), workflow_id, timeout)
+            if wait
+            else None
         )
     if output is not Format.TABLE:
         emit({"id": workflow_id, "joined": joined is not None, "result": result}, output)
@@ -142,8 +151,8 @@ def describe(
 ) -> None:
     """Show a workflow: status, arguments, result or error (with its traceback), pending work."""
     configure_logging(log_level, log_format)
-    with _engine_client(config, namespace, bootstrap) as client:
-        info = _answer(workflow_id, client.get_workflow(None, workflow_id).describe)
+    with engine_client(config, namespace, bootstrap) as client:
+        info = answer(workflow_id, client.get_workflow(None, workflow_id).describe)
     output = output_of(output, json_flag)
     if output is Format.TABLE:
         _print_info(info)
@@ -163,8 +172,8 @@ def history(
 ) -> None:
     """Show what the engine recorded for a workflow, one event a line, oldest first."""
     configure_logging(log_level, log_format)
-    with _engine_client(config, namespace, bootstrap) as client:
-        events = _answer(workflow_id, client.get_workflow(None, workflow_id).history)
+    with engine_client(config, namespace, bootstrap) as client:
+        events = answer(workflow_id, client.get_workflow(None, workflow_id).history)
     output = output_of(output, json_flag)
     if output is Format.TABLE:
         history_view.print_events(events)
@@ -189,36 +198,11 @@ def result(
     with _client(settings) as client:
         if client.engine_running() is False:  # it may be starting: wait, as asked
             warn(f"No engine runs for namespace {settings.namespace!r} yet: waiting {timeout:g} s.")
-        value = _wait(client.get_workflow(None, workflow_id), workflow_id, timeout)
+        value = wait_result(client.get_workflow(None, workflow_id), workflow_id, timeout)
     if output is Format.TABLE:
         typer.echo(json.dumps(value, ensure_ascii=False))
     else:
         emit({"id": workflow_id, "result": value}, output)
-
-
-def retry(
-    workflow_id: WorkflowId,
-    wait: Wait = False,
-    timeout: Timeout = 60.0,
-    namespace: Namespace = None,
-    bootstrap: Bootstrap = None,
-    config: ConfigPath = DEFAULT_CONFIG,
-    log_level: LogLevel = "ERROR",
-    log_format: LogFormatOption = LogFormat.TEXT,
-) -> None:
-    """Resume a FAILED workflow: its failed task runs again, with the code deployed now."""
-    configure_logging(log_level, log_format)
-    with _engine_client(config, namespace, bootstrap) as client:
-        handle = client.get_workflow(None, workflow_id)
-        info = _answer(workflow_id, handle.describe)
-        if info.status != "FAILED":
-            raise fail(
-                f"Workflow {workflow_id} is {info.status}: only a FAILED workflow can be retried."
-            )
-        handle.retry()
-        typer.echo(f"Retrying {workflow_id} ({info.name}.{info.method}), failed with: {info.error}")
-        if wait:
-            typer.echo(json.dumps(_wait(handle, workflow_id, timeout), ensure_ascii=False))
 
 
 # -- client and queries ----------------------------------------------------------------------
@@ -237,20 +221,24 @@ def _client(settings: InfiniticConfig) -> Iterator[InfiniticClient]:
 
 
 @contextmanager
-def _engine_client(
-    config: Path, namespace: str | None, bootstrap: str | None
+def engine_client(
+    config: Path,
+    namespace: str | None,
+    bootstrap: str | None,
+    settings: InfiniticConfig | None = None,
 ) -> Iterator[InfiniticClient]:
-    """A client for a command that asks the engine: each check on the way fails with a
-    message naming its fix."""
-    settings = load_settings(config, namespace, bootstrap)
+    """A client for a command that asks the engine (with `settings` when the command loaded
+    them already): each check on the way fails with a message naming its fix."""
+    settings = settings or load_settings(config, namespace, bootstrap)
     require_kafka(settings, config)
     require_engine(settings)
     with _client(settings) as client:
         yield client
 
 
-def _answer(workflow_id: str, query: Any) -> Any:
-    """Run a query of a handle; its errors become messages naming the fix."""
+def answer(workflow_id: str, query: Any) -> Any:
+    """Run a request of a handle (a query, a signal, a cancel); its errors become messages
+    naming the fix."""
     try:
         return query()
     except TimeoutError as error:
@@ -264,7 +252,7 @@ def _answer(workflow_id: str, query: Any) -> Any:
         raise fail(str(error)) from None
 
 
-def _wait(handle: WorkflowHandle, workflow_id: str, timeout: float) -> Any:
+def wait_result(handle: WorkflowHandle, workflow_id: str, timeout: float) -> Any:
     try:
         return handle.result(timeout=timeout)
     except TimeoutError as error:
@@ -303,7 +291,7 @@ def _existing(client: InfiniticClient, workflow_id: str, args: list[bytes]) -> s
 def _encoded_args(cls: type | None, name: str, method: str, raw: list[str]) -> list[bytes]:
     """The --arg values as payload JSON: checked against the method's hints with its class,
     else only checked to be JSON."""
-    values = [_json_arg(index, text) for index, text in enumerate(raw, start=1)]
+    values = [parse_json(text, f"--arg #{i}", "--arg") for i, text in enumerate(raw, start=1)]
     if cls is None:
         return [json.dumps(v, ensure_ascii=False).encode() for v in values]
     try:
@@ -331,7 +319,7 @@ def _encoded_args(cls: type | None, name: str, method: str, raw: list[str]) -> l
     return encoded
 
 
-def _workflow_class(settings: InfiniticConfig, config: Path, name: str) -> type | None:
+def workflow_class(settings: InfiniticConfig, config: Path, name: str) -> type | None:
     """The class named `name` in the configuration; None without configured workflows (the
     arguments then go as given)."""
     classes = workflow_classes(settings, config) if config.exists() else {}
@@ -343,13 +331,14 @@ def _workflow_class(settings: InfiniticConfig, config: Path, name: str) -> type 
     return classes.get(name)
 
 
-def _json_arg(index: int, text: str) -> Any:
+def parse_json(text: str, what: str, option: str) -> Any:
+    """`text` (the value of `option`, named `what` in the message) as a JSON value."""
     try:
         return json.loads(text)
     except ValueError as error:
         raise fail(
-            f"--arg #{index} is not JSON ({error}): {text!r}. A string needs quotes, "
-            f"e.g. --arg '\"{text}\"'."
+            f"{what} is not JSON ({error}): {text!r}. A string needs quotes, "
+            f"e.g. {option} '\"{text}\"'."
         ) from None
 
 
@@ -357,10 +346,10 @@ def _parameters(function: Any, hints: list[Any]) -> list[str]:
     """`name: type` of each parameter (hints resolved: no quoted annotations)."""
     params = [p.name for p in inspect.signature(function).parameters.values()]
     params = params[1:] if params[:1] == ["self"] else params
-    return [f"{p}: {_type_name(h)}" for p, h in zip(params, hints, strict=False)]
+    return [f"{p}: {type_name(h)}" for p, h in zip(params, hints, strict=False)]
 
 
-def _type_name(hint: Any) -> str:
+def type_name(hint: Any) -> str:
     if isinstance(hint, type) and not getattr(hint, "__args__", None):
         return hint.__name__
     return str(hint).replace("typing.", "")
@@ -404,10 +393,26 @@ def _print_info(info: WorkflowInfo) -> None:
         rows.append(("error", info.error))
         if info.traceback:
             rows.append(("traceback", info.traceback.rstrip()))
-        rows.append(("", f"once fixed: `infinitic-streams retry {info.id}`"))
+        if status == "FAILED":
+            rows.append(("", f"once fixed: `infinitic-streams retry {info.id}`"))
     if status == "RUNNING":
         rows.append(("pending", "\n".join(info.pending) or "nothing (about to move on)"))
+    if info.children:
+        rows.append(("children", _children_lines(info.children)))
+    if waiting := {channel: n for channel, n in info.signals_waiting.items() if n}:
+        lines = (f"{channel}: {n} not received yet" for channel, n in sorted(waiting.items()))
+        rows.append(("signals", "\n".join(lines)))
     print_rows(rows)
+
+
+def _children_lines(children: list[tuple[str, str, Any]]) -> str:
+    """One child a line: id, name and status in aligned columns."""
+    id_width = max(len(child_id) for child_id, _, _ in children)
+    name_width = max(len(name) for _, name, _ in children)
+    return "\n".join(
+        f"{child_id:<{id_width}}  {name:<{name_width}}  {status}"
+        for child_id, name, status in children
+    )
 
 
 def info_json(info: WorkflowInfo) -> dict[str, Any]:
@@ -425,4 +430,9 @@ def info_json(info: WorkflowInfo) -> dict[str, Any]:
         "error": info.error,
         "traceback": info.traceback or None,
         "pending": list(info.pending),
+        "children": [
+            {"id": child_id, "name": name, "status": str(status)}
+            for child_id, name, status in info.children
+        ],
+        "signals_waiting": dict(info.signals_waiting),
     }

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from infinitic_streams import payload
 from infinitic_streams.client.handle import encode_signal
+from infinitic_streams.errors import InfiniticError
 from infinitic_streams.protocol import GroupAction, GroupRequest, Payload
 from infinitic_streams.protocol.replies import GroupAnswer
 
@@ -57,4 +58,7 @@ class WorkflowGroup:
         )
         topic = self._client.topics.tags
         reply = self._client._request(self.tag, request, request_id, topic)
-        return payload.decode(reply.data, GroupAnswer)  # type: ignore[return-value]
+        answer: GroupAnswer = payload.decode(reply.data, GroupAnswer)  # type: ignore[assignment]
+        if answer.error:
+            raise InfiniticError(f"{action.lower()} of group {self.tag!r} refused: {answer.error}")
+        return answer

@@ -57,23 +57,28 @@ def _refusal(
     cls = engine.workflows.get(state.workflow_name)
     if cls is None:
         return "InfiniticError", f"this engine does not run workflow {state.workflow_name}"
-    channel = channels_of(cls).get(message.channel)
-    if channel is None:
-        names = sorted(channels_of(cls))
-        return (
-            "InfiniticError",
-            f"{what} has no channel {message.channel!r} (its channels: {names})",
-        )
-    try:
-        payload.decode(message.value.data, channel.type, path=f"signal {message.channel}")
-    except SerializationError as error:
-        return "InfiniticError", f"the value does not fit channel {message.channel!r}: {error}"
+    unfit = unfit_signal(cls, message.channel, message.value.data)
+    if unfit is not None:
+        return "InfiniticError", f"{what}: {unfit}"
     if state.signals_waiting.get(message.channel, 0) >= MAX_UNTAKEN_SIGNALS:
         return (
             "InfiniticError",
             f"channel {message.channel!r} of {what} already holds {MAX_UNTAKEN_SIGNALS} "
             "untaken signals: its code does not receive them",
         )
+    return None
+
+
+def unfit_signal(cls: type, channel_name: str, value: bytes) -> str | None:
+    """Why workflows of `cls` refuse this value on this channel (no such channel, a value not
+    of its type); None when it fits."""
+    channel = channels_of(cls).get(channel_name)
+    if channel is None:
+        return f"no channel {channel_name!r} (its channels: {sorted(channels_of(cls))})"
+    try:
+        payload.decode(value, channel.type, path=f"signal {channel_name}")
+    except SerializationError as error:
+        return f"the value does not fit channel {channel_name!r}: {error}"
     return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from infinitic_streams import payload
-from infinitic_streams.engine import outputs
+from infinitic_streams.engine import outputs, signals
 from infinitic_streams.engine.state import WorkflowState
 from infinitic_streams.protocol import (
     CancelWorkflow,
@@ -70,7 +70,12 @@ def update(ctx: Context, message: TagUpdate) -> None:
 
 
 def act(engine: WorkflowEngine, ctx: Context, message: GroupRequest) -> None:
-    """Send the group's members what the request asks; answer how many it reached."""
+    """Send the group's members what the request asks; answer how many it reached (none,
+    with the reason, for a signal that its workflows would refuse)."""
+    refusal = _signal_refusal(engine, message)
+    if refusal is not None:
+        _answer(engine, ctx, message, GroupAnswer(0, [], refusal))
+        return
     prefix = group_prefix(message.tag, message.workflow_name)
     wanted = _REACHES[message.action]
     ids = [
@@ -82,9 +87,26 @@ def act(engine: WorkflowEngine, ctx: Context, message: GroupRequest) -> None:
         order = _order(message, workflow_id)
         if order is not None:
             outputs.emit(engine, ctx, engine.topics.engine, workflow_id, order)
-    data = payload.encode(GroupAnswer(len(ids), ids), GroupAnswer)
-    answer = QueryReply(request_id=message.request_id, workflow_id="", found=True, data=data)
-    outputs.reply(engine, ctx, message.reply_to, answer)
+    _answer(engine, ctx, message, GroupAnswer(len(ids), ids))
+
+
+def _signal_refusal(engine: WorkflowEngine, message: GroupRequest) -> str | None:
+    """Why the workflows of the group would refuse this signal, checked once here rather than
+    dead-lettered by each member."""
+    cls = engine.workflows.get(message.workflow_name)
+    if message.action != GroupAction.SIGNAL or cls is None:
+        return None
+    value = message.value.data if message.value is not None else b"null"
+    unfit = signals.unfit_signal(cls, message.channel or "", value)
+    return None if unfit is None else f"workflow {message.workflow_name}: {unfit}"
+
+
+def _answer(
+    engine: WorkflowEngine, ctx: Context, message: GroupRequest, answer: GroupAnswer
+) -> None:
+    data = payload.encode(answer, GroupAnswer)
+    reply = QueryReply(request_id=message.request_id, workflow_id="", found=True, data=data)
+    outputs.reply(engine, ctx, message.reply_to, reply)
 
 
 def _order(message: GroupRequest, workflow_id: str) -> Message | None:

@@ -58,3 +58,4 @@ class GroupAnswer:
 
     reached: int
     ids: list[str] = field(default_factory=list)
+    error: str = ""  # why nothing was sent (a signal its workflows would refuse)
