@@ -247,9 +247,10 @@ def test_signal_and_cancel_a_tag_group(
     code, out, err = cli("signal", "go", "--tag", nobody, "--workflow", "Tagged", "--value", '"x"',
                          *where)  # fmt: skip
     assert (code, out.strip()) == (0, f"Signal sent to 0 workflow(s) Tagged tagged {nobody}.")
+    # Without the class here, the engine checks the value, once for the whole group.
     code, out, err = cli(
         "signal", "go", "--tag", tag, "--workflow", "Tagged", "--value", "1", *where
-    )  # fmt: skip: without the class, the engine checks the value
+    )
     assert code == 1
     assert "does not fit channel 'go'" in err
     code, out, err = cli("cancel", "--tag", nobody, "--workflow", "Tagged", *where)
