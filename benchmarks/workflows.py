@@ -2,6 +2,7 @@
 
     python benchmarks/workflows.py [--bootstrap ADDR] [--quick] [--workflows N] [--steps S]
                                    [--short-steps S] [--fanout W] [--long-steps S]
+                                   [--signal-steps S] [--child-steps S]
                                    [--concurrency C] [--kafka KEY=VALUE ...]
                                    [--stream FIELD=VALUE ...] [--verbose]
 
@@ -21,9 +22,28 @@ After a warm-up workflow (topics, group joins and first-time costs out of the wa
 (a) throughput: N workflows (200) x S sequential tasks (10), dispatched at once (from 8
                 threads: a dispatch waits for Kafka's acknowledgement): workflows/s and
                 steps/s, from the first dispatch to the last result received.
-Each is timed from `client.dispatch` to the result in the client. (a), (b) and (c) are measured
-three times (quick) or five times (full), (d) once; the median counts. The sizes are the same in
-both modes.
+(e) signal:     1 workflow taking S signals (50) one after the other (`receive().result()` in
+                a loop); the client sends each signal once `h.signal()` returned for the one
+                before. `h.signal()` returns when the engine's answer arrives, and the engine
+                answers from the transaction that records the signal and runs the workflow's
+                code on it up to its next `receive()`, once that transaction committed. So a
+                signal round trip is: client -> engine topic (an idempotent produce) ->
+                engine: record, run the code, commit -> replies topic -> client; two hops, as a
+                task step. ms per signal = total / S.
+(f) child:      1 parent calling S child workflows (50) one after the other, each returning its
+                argument at once (no task): the parent's transaction dispatches the child ->
+                the child's engine starts it, runs it to its end and tells the parent, in one
+                transaction -> the parent records the end and dispatches the next. Two hops,
+                both transactional. ms per child = total / S.
+Each is timed from `client.dispatch` to the result in the client. (a), (b), (c), (e) and (f) are
+measured three times (quick) or five times (full), (d) once; the median counts. The sizes are
+the same in both modes.
+
+Per-step latency of (b), (e), (f): besides the mean (total / S of the median run), p50 and p95
+of the intervals between a workflow's consecutive step events, read from its history after the
+run (the engine's clock, in ms): TaskSucceeded for (b), SignalReceived for (e), ChildFinished
+for (f), over every run of the measure. The floor's (i) gets the same from the times its engine
+loop consumes the chain's message.
 
 Floor: then, with the Worker stopped, plain confluent-kafka plays the same hops between two
 8-partition topics: an "engine" loop (read_committed consumer, transactional producer with the
@@ -41,20 +61,28 @@ last message:
 Progress goes to stderr; stdout gets a table (one row per run: workflows, steps, seconds,
 steps/s, ms/step, and the engine's transactions in that run with their mean commit time, from
 its metrics; the floor's engine loop counts its own), a comparison with the team's targets,
-and, as its last line, one JSON object:
+the per-step latency of (b), (e), (f) and floor (i) side by side (mean, p50, p95, and the
+mean's ratios to (b) and to the floor), and, as its last line, one JSON object:
     steps_per_s, workflows_per_s        (a)
     ms_per_step                         (b)
     fanout_200_ms                       (c) (for the --fanout width, 200 by default)
     long_ms_per_step, long_vs_short_per_step                        (d)
+    signal_ms_per_step, child_ms_per_step                           (e), (f)
     floor_steps_per_s, floor_ms_per_step                            floor (ii), (i)
     steps_ratio_to_floor                (a) / floor (ii): 1.0 means the runtime costs nothing
     ms_per_step_ratio_to_floor          (b) / floor (i)
+    signal_ratio_to_floor, child_ratio_to_floor                     (e), (f) / floor (i)
+    signal_vs_task_step, child_vs_task_step                         (e), (f) / (b)
+    task_step_p50_ms, task_step_p95_ms, signal_p50_ms, signal_p95_ms, child_p50_ms,
+    child_p95_ms, floor_p50_ms, floor_p95_ms                        per-step latency
     *_seconds, *_runs, sizes, quick, kafka, stream, concurrency, namespace, bootstrap
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -83,6 +111,7 @@ from confluent_kafka import Consumer, Message, Producer
 from prometheus_client import CollectorRegistry
 
 from infinitic_streams import (
+    Channel,
     InfiniticClient,
     Worker,
     Workflow,
@@ -101,14 +130,25 @@ QUICK = {
     "short_steps": 50,
     "fanout": 200,
     "long_steps": 1_000,
+    "signal_steps": 50,
+    "child_steps": 50,
     "floor_sequential": 200,
     "floor_chains": 200,
     "floor_chain_steps": 10,
     "short_runs": 3,
     "throughput_runs": 3,
     "fanout_runs": 3,
+    "signal_runs": 3,
+    "child_runs": 3,
 }
-FULL = {**QUICK, "short_runs": 5, "throughput_runs": 5, "fanout_runs": 5}
+FULL = {
+    **QUICK,
+    "short_runs": 5,
+    "throughput_runs": 5,
+    "fanout_runs": 5,
+    "signal_runs": 5,
+    "child_runs": 5,
+}
 TARGETS = {  # what the team aims at: reported, not asserted
     "steps_per_s": (">=", 2_000.0),
     "ms_per_step": ("<=", 10.0),
@@ -153,6 +193,34 @@ class Chain(Workflow):
         return sum(all_of(*deferreds).result())
 
 
+@workflow("BenchSignals")
+class Signals(Workflow):
+    pings = Channel(int)
+
+    def run(self, count: int) -> int:
+        """Takes `count` signals, one after the other; returns their sum."""
+        total = 0
+        for _ in range(count):
+            total += self.pings.receive().result()
+        return total
+
+
+@workflow("BenchEcho")
+class Echo(Workflow):
+    def run(self, value: int) -> int:
+        return value
+
+
+@workflow("BenchParent")
+class Parent(Workflow):
+    def run(self, children: int) -> int:
+        """`children` child workflows, one after the other; returns the sum of 0..children-1."""
+        total = 0
+        for i in range(children):
+            total += self.new_workflow(Echo).run(i)
+        return total
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str
@@ -162,12 +230,16 @@ class Settings:
     short_steps: int
     fanout: int
     long_steps: int
+    signal_steps: int
+    child_steps: int
     floor_sequential: int
     floor_chains: int
     floor_chain_steps: int
     short_runs: int
     throughput_runs: int
     fanout_runs: int
+    signal_runs: int
+    child_runs: int
     concurrency: int
     quick: bool
     kafka: dict[str, Any]  # librdkafka settings for every client, as Worker(kafka) takes them
@@ -189,6 +261,7 @@ class Measurement:
     seconds: float
     transactions: int = 0  # engine transactions committed during the run
     commit_seconds: float = 0.0  # their total commit time
+    intervals_ms: tuple[float, ...] = ()  # between consecutive steps, when measured
 
     @property
     def steps_per_s(self) -> float:
@@ -207,6 +280,18 @@ def median(runs: list[Measurement]) -> Measurement:
     return sorted(runs, key=lambda m: m.seconds)[(len(runs) - 1) // 2]
 
 
+def percentile(runs: list[Measurement], fraction: float) -> float:
+    """The nearest-rank percentile of the step intervals of every run (0.0 when none)."""
+    values = sorted(v for m in runs for v in m.intervals_ms)
+    if not values:
+        return 0.0
+    return values[max(0, math.ceil(fraction * len(values)) - 1)]
+
+
+def intervals(times_ms: list[float]) -> tuple[float, ...]:
+    return tuple(b - a for a, b in itertools.pairwise(times_ms))
+
+
 # -- the runtime ---------------------------------------------------------------------------------
 
 
@@ -220,7 +305,7 @@ class Runtime:
             settings.client_kafka,
             settings.namespace,
             services=[NoopImpl()],
-            workflows=[Chain],
+            workflows=[Chain, Signals, Echo, Parent],
             state_dir=state_dir,
             concurrency=settings.concurrency,
             partitions=PARTITIONS,
@@ -275,9 +360,11 @@ class Runtime:
         start: Callable[[], list[WorkflowHandle]],
         expected: Any,
         steps: int,
+        step_event: str | None = None,
     ) -> Measurement:
         """Dispatch (`start`), wait for every result; time from the first dispatch to the
-        last result."""
+        last result. With `step_event`, the intervals between the consecutive events of that
+        name in the first workflow's history (read after the timing)."""
         transactions, commit_seconds = self.engine_commits()
         started = time.monotonic()
         handles = start()
@@ -289,6 +376,10 @@ class Runtime:
             raise RuntimeError(f"{phase}: expected {expected!r}, got {wrong[0]!r}")
         time.sleep(0.05)  # let the engine's last commit reach its metrics
         transactions_after, commit_seconds_after = self.engine_commits()
+        steps_ms: tuple[float, ...] = ()
+        if step_event is not None:
+            times = [e["at"] for e in handles[0].history() if e["event"] == step_event]
+            steps_ms = intervals([t.timestamp() * 1000 for t in times])
         return Measurement(
             phase,
             len(handles),
@@ -296,6 +387,7 @@ class Runtime:
             seconds,
             transactions_after - transactions,
             commit_seconds_after - commit_seconds,
+            steps_ms,
         )
 
     def chains(self, phase: str, workflows: int, steps: int) -> Measurement:
@@ -307,7 +399,23 @@ class Runtime:
                     pool.map(lambda _: self.client.dispatch(Chain.run, steps), range(workflows))
                 )
 
-        return self.measure(phase, start, steps, workflows * steps)
+        step_event = "TaskSucceeded" if workflows == 1 else None
+        return self.measure(phase, start, steps, workflows * steps, step_event)
+
+    def signals(self, phase: str, count: int) -> Measurement:
+        def start() -> list[WorkflowHandle]:
+            handle = self.client.dispatch(Signals.run, count)
+            for i in range(count):
+                handle.signal("pings", i)  # returns once the engine has run the code on it
+            return [handle]
+
+        return self.measure(phase, start, count * (count - 1) // 2, count, "SignalReceived")
+
+    def children(self, phase: str, count: int) -> Measurement:
+        def start() -> list[WorkflowHandle]:
+            return [self.client.dispatch(Parent.run, count)]
+
+        return self.measure(phase, start, count * (count - 1) // 2, count, "ChildFinished")
 
     def fan_out(self, phase: str, width: int) -> Measurement:
         def start() -> list[WorkflowHandle]:
@@ -353,6 +461,7 @@ class FloorLoops:
         self.engine_topic = settings.topic("floor-engine")
         self.tasks_topic = settings.topic("floor-tasks")
         self.done: dict[bytes, float] = {}  # chain -> when the transaction that ended it committed
+        self.tracked: dict[bytes, list[float]] = {}  # chain -> when the engine loop read it (ms)
         self.transactions = 0
         self.commit_seconds = 0.0
         self._stop = threading.Event()
@@ -406,6 +515,8 @@ class FloorLoops:
                     producer.begin_transaction()
                     opened_at = time.monotonic()
                 value = message.value()
+                if (times := self.tracked.get(message.key())) is not None:
+                    times.append(time.monotonic() * 1000)
                 if value == b"0":
                     ended.append(message.key())
                 else:
@@ -455,8 +566,13 @@ class FloorLoops:
 
     # -- measuring
 
-    def measure(self, phase: str, chains: int, round_trips: int) -> Measurement:
+    def measure(
+        self, phase: str, chains: int, round_trips: int, track: bool = False
+    ) -> Measurement:
+        """With `track`, the intervals between the engine loop's reads of the first chain."""
         ids = [f"{phase}-{uuid.uuid4().hex[:8]}-{i}".encode() for i in range(chains)]
+        if track:
+            self.tracked[ids[0]] = []
         transactions, commit_seconds = self.transactions, self.commit_seconds
         started = time.monotonic()
         self.seed(ids, round_trips)
@@ -471,6 +587,7 @@ class FloorLoops:
             seconds,
             self.transactions - transactions,
             self.commit_seconds - commit_seconds,
+            intervals(self.tracked.pop(ids[0], [])),
         )
 
 
@@ -518,16 +635,43 @@ def print_targets(result: dict[str, Any]) -> None:
         )
 
 
+def print_latencies(result: dict[str, Any]) -> None:
+    """Per-step latency of the sequential measures, side by side: the mean of the median run
+    (total / steps), p50 and p95 of the step intervals, and the mean's ratios."""
+    print(
+        f"\n{'per step (ms)':<24} {'mean':>7} {'p50':>7} {'p95':>7} {'vs task':>8} {'vs floor':>8}",
+        flush=True,
+    )
+    rows = [
+        ("(b) task step", "ms_per_step", "task_step"),
+        ("(e) signal round trip", "signal_ms_per_step", "signal"),
+        ("(f) child round trip", "child_ms_per_step", "child"),
+        ("floor (i) round trip", "floor_ms_per_step", "floor"),
+    ]
+    for label, mean_key, prefix in rows:
+        mean = result[mean_key]
+        print(
+            f"{label:<24} {mean:>7.2f} {result[prefix + '_p50_ms']:>7.2f} "
+            f"{result[prefix + '_p95_ms']:>7.2f} {mean / result['ms_per_step']:>8.2f} "
+            f"{mean / result['floor_ms_per_step']:>8.2f}",
+            flush=True,
+        )
+
+
 def summary(
     settings: Settings,
     throughput: list[Measurement],
     short: list[Measurement],
     fanout: list[Measurement],
     long: Measurement,
+    signals: list[Measurement],
+    children: list[Measurement],
     floor_sequential: Measurement,
     floor_concurrent: Measurement,
 ) -> dict[str, Any]:
     a, b, c = median(throughput), median(short), median(fanout)
+    e, f = median(signals), median(children)
+    floor = floor_sequential.ms_per_step
 
     def runs(measured: list[Measurement]) -> list[float]:
         return [round(m.seconds, 3) for m in measured]
@@ -542,11 +686,27 @@ def summary(
         "floor_steps_per_s": round(floor_concurrent.steps_per_s, 1),
         "floor_ms_per_step": round(floor_sequential.ms_per_step, 2),
         "steps_ratio_to_floor": round(a.steps_per_s / floor_concurrent.steps_per_s, 3),
-        "ms_per_step_ratio_to_floor": round(b.ms_per_step / floor_sequential.ms_per_step, 3),
+        "ms_per_step_ratio_to_floor": round(b.ms_per_step / floor, 3),
+        "signal_ms_per_step": round(e.ms_per_step, 2),
+        "child_ms_per_step": round(f.ms_per_step, 2),
+        "signal_ratio_to_floor": round(e.ms_per_step / floor, 3),
+        "child_ratio_to_floor": round(f.ms_per_step / floor, 3),
+        "signal_vs_task_step": round(e.ms_per_step / b.ms_per_step, 3),
+        "child_vs_task_step": round(f.ms_per_step / b.ms_per_step, 3),
+        "task_step_p50_ms": round(percentile(short, 0.5), 2),
+        "task_step_p95_ms": round(percentile(short, 0.95), 2),
+        "signal_p50_ms": round(percentile(signals, 0.5), 2),
+        "signal_p95_ms": round(percentile(signals, 0.95), 2),
+        "child_p50_ms": round(percentile(children, 0.5), 2),
+        "child_p95_ms": round(percentile(children, 0.95), 2),
+        "floor_p50_ms": round(percentile([floor_sequential], 0.5), 2),
+        "floor_p95_ms": round(percentile([floor_sequential], 0.95), 2),
         "throughput_seconds": round(a.seconds, 3),
         "throughput_runs": runs(throughput),
         "short_runs": runs(short),
         "fanout_runs": runs(fanout),
+        "signal_runs": runs(signals),
+        "child_runs": runs(children),
         "long_seconds": round(long.seconds, 3),
         "floor_sequential_seconds": round(floor_sequential.seconds, 3),
         "floor_concurrent_seconds": round(floor_concurrent.seconds, 3),
@@ -555,6 +715,8 @@ def summary(
         "short_steps": settings.short_steps,
         "fanout": settings.fanout,
         "long_steps": settings.long_steps,
+        "signal_steps": settings.signal_steps,
+        "child_steps": settings.child_steps,
         "floor_sequential": settings.floor_sequential,
         "floor_chains": settings.floor_chains,
         "floor_chain_steps": settings.floor_chain_steps,
@@ -571,9 +733,17 @@ def summary(
 # -- main ----------------------------------------------------------------------------------------
 
 
-def run_runtime(
-    settings: Settings, state_dir: Path
-) -> tuple[list[Measurement], list[Measurement], list[Measurement], Measurement]:
+@dataclass(frozen=True)
+class RuntimeRuns:
+    throughput: list[Measurement]
+    short: list[Measurement]
+    fanout: list[Measurement]
+    long: Measurement
+    signals: list[Measurement]
+    children: list[Measurement]
+
+
+def run_runtime(settings: Settings, state_dir: Path) -> RuntimeRuns:
     note(f"runtime: starting a Worker (engine + service) and a client, state in {state_dir}")
     runtime = Runtime(settings, state_dir)
     try:
@@ -581,6 +751,8 @@ def run_runtime(
         deadline = started + TIMEOUT_S
         runtime.wait(runtime.client.dispatch(Chain.run, 5), deadline)
         runtime.wait(runtime.client.dispatch(Chain.fan_out, 5), deadline)
+        runtime.signals("warm-up signals", 5)
+        runtime.children("warm-up children", 5)
         note(f"warm-up workflows done in {time.monotonic() - started:.2f} s")
 
         short = []
@@ -588,6 +760,16 @@ def run_runtime(
             phase = f"(b) short 1x{settings.short_steps} #{i + 1}"
             short.append(runtime.chains(phase, 1, settings.short_steps))
             print_row(short[-1])
+        signals = []
+        for i in range(settings.signal_runs):
+            phase = f"(e) signal 1x{settings.signal_steps} #{i + 1}"
+            signals.append(runtime.signals(phase, settings.signal_steps))
+            print_row(signals[-1])
+        children = []
+        for i in range(settings.child_runs):
+            phase = f"(f) child 1x{settings.child_steps} #{i + 1}"
+            children.append(runtime.children(phase, settings.child_steps))
+            print_row(children[-1])
         long = runtime.chains(f"(d) long 1x{settings.long_steps}", 1, settings.long_steps)
         print_row(long)
         fanout = []
@@ -604,7 +786,7 @@ def run_runtime(
         runtime.check_clean()
     finally:
         runtime.close()
-    return throughput, short, fanout, long
+    return RuntimeRuns(throughput, short, fanout, long, signals, children)
 
 
 def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
@@ -618,7 +800,7 @@ def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
         loops.measure("warm-up", 1, 5)
         loops.measure("warm-up", 10, 5)
         sequential = loops.measure(
-            f"floor 1x{settings.floor_sequential}", 1, settings.floor_sequential
+            f"floor 1x{settings.floor_sequential}", 1, settings.floor_sequential, track=True
         )
         print_row(sequential)
         chains, steps = settings.floor_chains, settings.floor_chain_steps
@@ -632,10 +814,21 @@ def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
 def run(settings: Settings, work_dir: Path) -> dict[str, Any]:
     note(f"namespace {settings.namespace} on {settings.bootstrap}")
     print_header()
-    throughput, short, fanout, long = run_runtime(settings, work_dir / "state")
+    runs = run_runtime(settings, work_dir / "state")
     floor_sequential, floor_concurrent = run_floor(settings)
-    result = summary(settings, throughput, short, fanout, long, floor_sequential, floor_concurrent)
+    result = summary(
+        settings,
+        runs.throughput,
+        runs.short,
+        runs.fanout,
+        runs.long,
+        runs.signals,
+        runs.children,
+        floor_sequential,
+        floor_concurrent,
+    )
     print_targets(result)
+    print_latencies(result)
     return result
 
 
@@ -652,13 +845,17 @@ def setting_value(text: str) -> Any:
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
     parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="3 runs of (a), (b), (c) instead of 5 (< 5 min)"
+        "--quick",
+        action="store_true",
+        help="3 runs of (a), (b), (c), (e), (f) instead of 5 (< 5 min)",
     )
     parser.add_argument("--workflows", type=int, help="(a): workflows dispatched at once (200)")
     parser.add_argument("--steps", type=int, help="(a): tasks per workflow (10)")
     parser.add_argument("--short-steps", type=int, help="(b): tasks of the short workflow (50)")
     parser.add_argument("--fanout", type=int, help="(c): parallel tasks (200)")
     parser.add_argument("--long-steps", type=int, help="(d): tasks of the long workflow (1,000)")
+    parser.add_argument("--signal-steps", type=int, help="(e): signals, one after the other (50)")
+    parser.add_argument("--child-steps", type=int, help="(f): children, one after the other (50)")
     parser.add_argument(
         "--concurrency", type=int, default=16, help="tasks the service worker runs at once (16)"
     )
@@ -688,12 +885,16 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
         short_steps=args.short_steps or sizes["short_steps"],
         fanout=args.fanout or sizes["fanout"],
         long_steps=args.long_steps or sizes["long_steps"],
+        signal_steps=args.signal_steps or sizes["signal_steps"],
+        child_steps=args.child_steps or sizes["child_steps"],
         floor_sequential=sizes["floor_sequential"],
         floor_chains=args.workflows or sizes["floor_chains"],
         floor_chain_steps=args.steps or sizes["floor_chain_steps"],
         short_runs=sizes["short_runs"],
         throughput_runs=sizes["throughput_runs"],
         fanout_runs=sizes["fanout_runs"],
+        signal_runs=sizes["signal_runs"],
+        child_runs=sizes["child_runs"],
         concurrency=args.concurrency,
         quick=args.quick,
         kafka=dict(item.split("=", 1) for item in args.kafka),

@@ -49,7 +49,7 @@ def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None
     result = run_benchmark(
         "workflows.py", kafka_bootstrap,
         "--workflows", "10", "--steps", "3", "--short-steps", "5", "--fanout", "10",
-        "--long-steps", "20",
+        "--long-steps", "20", "--signal-steps", "5", "--child-steps", "5",
     )  # fmt: skip
     for key in (
         "steps_per_s",
@@ -57,5 +57,16 @@ def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None
         "fanout_200_ms",
         "long_vs_short_per_step",
         "floor_steps_per_s",
+        "floor_ms_per_step",
+        "signal_ms_per_step",
+        "child_ms_per_step",
+        "signal_ratio_to_floor",
+        "child_ratio_to_floor",
+        "signal_vs_task_step",
+        "child_vs_task_step",
     ):
         assert result[key] > 0, key
+    for measure in ("task_step", "signal", "child", "floor"):  # step intervals: 0 ms may occur
+        for key in (f"{measure}_p50_ms", f"{measure}_p95_ms"):
+            assert isinstance(result[key], int | float) and result[key] >= 0, key
+        assert result[f"{measure}_p95_ms"] >= result[f"{measure}_p50_ms"], measure

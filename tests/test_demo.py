@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,9 +207,12 @@ def brokers() -> Iterator[list[Path]]:
         cluster.down(run_dir, log=quiet)
 
 
-def interrupt(place: DemoPlace, after: str, delay: float = 0.0) -> tuple[int, str]:
+def interrupt(
+    place: DemoPlace, after: str, delay: float = 0.0, until: Callable[[], bool] | None = None
+) -> tuple[int, str]:
     """Run `make demo` as a terminal would, in a process group of its own; once a line holding
-    `after` is printed (and `delay` later), Ctrl-C it: SIGINT to the whole group."""
+    `after` is printed (and `delay` later, or once `until()` holds), Ctrl-C it: SIGINT to the
+    whole group."""
     process = subprocess.Popen(
         make_args("demo", *place.variables()),
         cwd=REPO,
@@ -237,6 +240,8 @@ def interrupt(place: DemoPlace, after: str, delay: float = 0.0) -> tuple[int, st
             pass
         if seen.is_set():
             time.sleep(delay)
+            while until is not None and not until() and process.poll() is None:
+                time.sleep(0.01)
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
@@ -352,7 +357,9 @@ def test_demo_on_infinitic_kafka_starts_and_stops_nothing(
 def test_ctrl_c_while_the_broker_starts_leaves_nothing_running(tmp_path: Path) -> None:
     place = DemoPlace(free_port(), tmp_path / "kafka", tmp_path / "demo")
     try:
-        code, output = interrupt(place, "Starting Kafka", delay=2.0)  # the broker's JVM runs
+        record = place.run_dir / "cluster.json"  # written once the broker's JVM is spawned,
+        # a second or more before it serves
+        code, output = interrupt(place, "Starting Kafka", until=record.exists)
         assert code != 0 and "Traceback" not in output, output
         assert "Interrupted while Kafka was starting: nothing is left running." in output, output
         assert wait_gone(place.run_dir) == []
