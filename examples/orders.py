@@ -180,6 +180,15 @@ def wait_for_group(group: WorkflowGroup, count: int) -> None:
         time.sleep(0.2)
 
 
+def wait_for_count(client: InfiniticClient, workflow: type, tag: str, count: int) -> None:
+    """Wait until the visibility index counts `count` ended workflows (within a second)."""
+    deadline = time.monotonic() + 30.0
+    while client.count(workflow, tag=tag) - client.count(workflow, "RUNNING", tag) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tag {tag}: not {count} ended workflows listed within 30 s")
+        time.sleep(0.2)
+
+
 def tour(client: InfiniticClient, run: str) -> None:
     """Each case of the module, one after the other; `run` keeps this run's ids apart."""
     customer = f"c-{run}"
@@ -221,6 +230,13 @@ def tour(client: InfiniticClient, run: str) -> None:
     print(report.failed)  # ['shipment-<run>-7 TaskFailed: task Shop.ship (...) failed ...']
     for child_id, name, status in batch.describe().children:
         print(child_id, name, status)
+
+    print("5. The customer's orders, most recently updated first, and how each one ended.")
+    tag = f"customer:{customer}"
+    wait_for_count(client, OrderWorkflow, tag, 3)
+    for info in client.list(OrderWorkflow, tag=tag, limit=10):
+        print(info.id, info.status, info.updated_at, info.error)  # newest first
+    print(client.count_by_status(OrderWorkflow, tag=tag))  # {'RUNNING': 0, 'COMPLETED': 2, ...}
 
 
 def main(argv: list[str] | None = None) -> int:

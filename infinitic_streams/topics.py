@@ -82,6 +82,24 @@ class Topics:
         return f"{self.namespace}.tags"
 
     @property
+    def events(self) -> str:
+        """Every recorded event of every workflow, CloudEvents JSON keyed by workflow id
+        (see docs/events.md); the visibility index reads it."""
+        return f"{self.namespace}.events"
+
+    @property
+    def visibility_queries(self) -> str:
+        """Queries of the visibility index (`list`, `count`), sent to each of its partitions;
+        consumed with the events topic (same partition count)."""
+        return f"{self.namespace}.visibility-queries"
+
+    @property
+    def visibility_group(self) -> str:
+        """Consumer group of the visibility index (the stream app names it after its
+        processor)."""
+        return f"{self.namespace}.visibility"
+
+    @property
     def replies(self) -> str:
         """Answers to clients: each client reads one partition and keeps the records keyed by
         its id, so no client reads every other client's replies."""
@@ -93,7 +111,16 @@ class Topics:
 
     def owns(self, topic: str) -> bool:
         """Whether `topic` belongs to this namespace (and not to one named like `<ns>.x`)."""
-        own = (self.engine, f"{self.engine}.changelog", self.tags, self.replies, self.dlq)
+        own = (
+            self.engine,
+            f"{self.engine}.changelog",
+            self.tags,
+            self.events,
+            self.visibility_queries,
+            f"{self.visibility_group}.changelog",
+            self.replies,
+            self.dlq,
+        )
         return topic in own or topic.startswith(f"{self.namespace}.tasks.")
 
     # -- specs -----------------------------------------------------------------------------------
@@ -107,6 +134,13 @@ class Topics:
     def tags_spec(self) -> TopicSpec:
         return TopicSpec(self.tags, self.partitions, self._sized())
 
+    def events_spec(self) -> TopicSpec:
+        return TopicSpec(self.events, self.partitions, self._sized())
+
+    def visibility_queries_spec(self) -> TopicSpec:
+        config = {"retention.ms": str(REPLY_RETENTION_MS)}
+        return TopicSpec(self.visibility_queries, self.partitions, config, checked=())
+
     def task_spec(self, service: str) -> TopicSpec:
         return TopicSpec(self.tasks(service), self.partitions, self._sized())
 
@@ -118,7 +152,14 @@ class Topics:
         """Every topic a deployment with these services needs before it starts (the engines
         create their changelog and dead-letter topics themselves)."""
         tasks = [self.task_spec(name) for name in dict.fromkeys(services)]
-        return [self.engine_spec(), self.tags_spec(), *tasks, self.replies_spec()]
+        return [
+            self.engine_spec(),
+            self.tags_spec(),
+            self.events_spec(),
+            self.visibility_queries_spec(),
+            *tasks,
+            self.replies_spec(),
+        ]
 
 
 def _checked(name: str) -> str:

@@ -18,6 +18,7 @@ from infinitic_streams.protocol import (
     Message,
     Payload,
     TaskCompleted,
+    cloudevents,
     decode,
 )
 from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
@@ -39,6 +40,7 @@ class Harness:
         self.outbox: list[tuple[str, Message]] = []
         self.drop_cache = False  # True: every message and timer finds no live instance
         self.dead_letters: list[str] = []  # the reasons of the inputs dead-lettered
+        self.events: list[dict[str, Any]] = []  # CloudEvents produced to the events topic
 
     def redeploy(self, workflows: list[type], **options: Any) -> None:
         """A new engine over the same store, as after deploying other code (or settings)."""
@@ -79,7 +81,11 @@ class Harness:
         ctx = Context(self.transaction, 0)
         handler(ctx)
         self.transaction.update(ctx.changes)
-        self.outbox += [(o.topic, decode(o.value).message) for o in ctx.outputs]
+        for output in ctx.outputs:
+            if output.topic == TOPICS.events:
+                self.events.append(cloudevents.parse(output.value))
+            else:
+                self.outbox.append((output.topic, decode(output.value).message))
         if ctx.dead_letter_reason is not None:
             self.dead_letters.append(ctx.dead_letter_reason)
 
@@ -141,13 +147,19 @@ def harnesses(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         h.close()
 
 
-def dispatch(workflow_id: str, name: str, args: list[bytes], method: str = "run") -> Message:
+def dispatch(
+    workflow_id: str,
+    name: str,
+    args: list[bytes],
+    method: str = "run",
+    tags: tuple[str, ...] = (),
+) -> Message:
     return DispatchWorkflow(
         workflow_id=workflow_id,
         workflow_name=name,
         method_name=method,
         args=tuple(Payload(data=a) for a in args),
-        tags=(),
+        tags=tags,
         meta={},
         reply_to=CLIENT,
     )

@@ -205,9 +205,11 @@ def test_topics_create_then_list(kafka_bootstrap: str, namespace: str, tmp_path:
     assert f"({len(lines) - 1}):" in lines[0]
     assert [line.split() for line in lines[1:]] == [
         [f"{namespace}.engine", "[2", "partitions]"],
+        [f"{namespace}.events", "[2", "partitions]"],
         [f"{namespace}.replies", "[16", "partitions]"],
         [f"{namespace}.tags", "[2", "partitions]"],
         [f"{namespace}.tasks.ImageUtil", "[2", "partitions]"],
+        [f"{namespace}.visibility-queries", "[2", "partitions]"],
     ]
 
 
@@ -332,7 +334,10 @@ def test_dispatch_wait_describe_history(
     topics = describe_cluster({"bootstrap.servers": kafka_bootstrap}).topics
     assert sorted(t for t in topics if t.startswith(f"{namespace}.")) == [
         f"{namespace}.{name}"
-        for name in ("dlq", "engine", "engine.changelog", "replies", "tags", "tasks.ImageUtil")
+        for name in (
+            *("dlq", "engine", "engine.changelog", "events", "replies", "tags"),
+            *("tasks.ImageUtil", "visibility-queries", "visibility.changelog"),
+        )
     ]
 
 
@@ -518,7 +523,7 @@ def test_topics_delete_asks_then_deletes(
     assert f"{namespace}.engine" in describe_cluster({"bootstrap.servers": kafka_bootstrap}).topics
     code, out, _ = cli("topics", "delete", "--yes")
     assert code == 0
-    assert "Deleted 4 topic(s)" in out
+    assert "Deleted 6 topic(s)" in out
     code, out, _ = cli("topics", "list")
     assert "No topics of namespace" in out
 

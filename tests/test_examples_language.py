@@ -201,6 +201,9 @@ def test_the_module_runs_as_the_readme_says(
     assert re.search(r"was canceled: canceled by a client", done.stdout)
     assert re.search(r"Shipment FAILED", done.stdout)
     assert len(re.findall(r"Shipment COMPLETED", done.stdout)) == 2
+    assert "'COMPLETED': 2" in done.stdout and "'CANCELED': 1" in done.stdout
+    listed = re.findall(r"^order-\S+ (COMPLETED|CANCELED) ", done.stdout, re.M)
+    assert sorted(listed) == ["CANCELED", "COMPLETED", "COMPLETED"]
 
 
 README_SECTIONS = (
@@ -208,6 +211,7 @@ README_SECTIONS = (
     "### Child workflows",
     "### Cancel and workflow timeouts",
     "### Tags and groups",
+    "### Finding workflows: list, count and the events topic",
 )
 
 

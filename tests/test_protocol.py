@@ -34,6 +34,7 @@ from infinitic_streams.protocol import (
     ExecuteTask,
     GroupAction,
     GroupRequest,
+    ListWorkflows,
     Message,
     ParentWorkflow,
     Payload,
@@ -179,6 +180,16 @@ EXAMPLES: list[Message] = [
     ),
     GroupRequest(
         request_id="r-4", tag="t", workflow_name="Order", action=GroupAction.IDS, reply_to="1:c2"
+    ),
+    ListWorkflows(request_id="r-5", reply_to="2:c3", limit=0),
+    ListWorkflows(
+        request_id="r-6",
+        reply_to="2:c3",
+        workflow_name="Order",
+        status="FAILED",
+        tag="user:7",
+        limit=50,
+        after="0000019a2b3c4d5e:w-9",
     ),
 ]
 

@@ -166,3 +166,20 @@ def test_a_prefix_scan_sees_the_store_the_transaction_and_the_handler_changes(
     ctx.put(b"g\x00a\xff", b"edge")
     assert ctx.scan(b"g\x00a\x00") == [(b"g\x00a\x001", b"s1"), (b"g\x00a\x004", b"c4")]
     assert [k for k, _ in ctx.scan(b"g\x00a")] == [b"g\x00a\x001", b"g\x00a\x004", b"g\x00a\xff"]
+
+
+def test_a_limited_scan_reads_the_first_keys_from_a_start_over_every_layer(
+    store: PartitionStore,
+) -> None:
+    store.write({"state": {b"p\x00%02d" % i: b"s" for i in range(0, 20, 2)}}, 1)  # 00 02 .. 18
+    transaction = PartitionTransaction(store)
+    transaction.update({"state": {b"p\x0002": None, b"p\x0003": b"t"}})
+    ctx = Context(transaction, 0)
+    ctx.put(b"p\x0001", b"c")
+    ctx.delete(b"p\x0004")
+    keys = [k for k, _ in ctx.scan(b"p\x00", limit=4)]
+    assert keys == [b"p\x0000", b"p\x0001", b"p\x0003", b"p\x0006"]
+    keys = [k for k, _ in ctx.scan(b"p\x00", limit=3, start=b"p\x0003\x00")]
+    assert keys == [b"p\x0006", b"p\x0008", b"p\x0010"]
+    assert ctx.scan(b"p\x00", limit=0) == []
+    assert len(ctx.scan(b"p\x00")) == 10  # 00 01 03 06 .. 18

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from infinitic_streams import payload
+from infinitic_streams.client import visibility
 from infinitic_streams.client.group import WorkflowGroup
-from infinitic_streams.client.handle import WorkflowHandle
+from infinitic_streams.client.handle import WorkflowHandle, WorkflowInfo
 from infinitic_streams.client.replies import Replies
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.definitions import workflow_spec
@@ -38,6 +39,7 @@ from infinitic_streams.protocol import (
     QueryKind,
     QueryReply,
     QueryWorkflow,
+    WorkflowStatus,
     encode,
 )
 from infinitic_streams.topics import Topics
@@ -73,6 +75,7 @@ class InfiniticClient:
         )
         self._replies = Replies(self.kafka, self.topics.replies, self.client_id)
         self.reply_to = self._replies.reply_to
+        self._visibility_partitions: int | None = None  # of the visibility-queries topic
 
     @classmethod
     def from_config(cls, path: str | Path = "infinitic.toml") -> InfiniticClient:
@@ -156,6 +159,39 @@ class InfiniticClient:
         name = workflow_spec(workflow).name if isinstance(workflow, type) else workflow
         return WorkflowGroup(self, cls, name, tag)
 
+    def list(
+        self,
+        workflow: type | str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[WorkflowInfo]:
+        """The workflows matching every filter given (a class or name, a status, a tag), most
+        recently updated first, at most `limit`; `after` is the `cursor` of the last one of
+        the previous page. Served by the visibility index in one round trip: it reflects a
+        change within about a second, and lists ended workflows until their retention ends.
+        Listed workflows carry no result nor pending work: `describe()` has those."""
+        _, summaries = visibility.ask(self, workflow, status, tag, limit, after)
+        return [visibility.info(summary) for summary in summaries]
+
+    def count(
+        self, workflow: type | str | None = None, status: str | None = None, tag: str | None = None
+    ) -> int:
+        """How many workflows match every filter given (from the visibility index's counters:
+        its cost does not grow with the number of workflows)."""
+        counts = self.count_by_status(workflow, tag)
+        if status is None:
+            return sum(counts.values())
+        return counts[WorkflowStatus(str(status).upper()).value]
+
+    def count_by_status(
+        self, workflow: type | str | None = None, tag: str | None = None
+    ) -> dict[str, int]:
+        """How many workflows of each status (RUNNING, COMPLETED, FAILED, CANCELED) match."""
+        counts, _ = visibility.ask(self, workflow, None, tag, 0)
+        return counts
+
     def engine_running(self) -> bool | None:
         """Whether an engine consumes this namespace now (a member of its engine group);
         None when Kafka did not say within a few seconds."""
@@ -192,15 +228,19 @@ class InfiniticClient:
 
     # -- plumbing used by handles --------------------------------------------------------------
 
-    def _send(self, key: str, message: Message, topic: str | None = None) -> None:
-        """Send to the engine (its topic, or `topic`), keyed by `key`; return once Kafka has
-        it (idempotent: the engine dedups)."""
+    def _send(
+        self, key: str, message: Message, topic: str | None = None, partition: int = -1
+    ) -> None:
+        """Send to the engine (its topic, or `topic`), keyed by `key` (or to `partition`);
+        return once Kafka has it (idempotent: the engine dedups)."""
         self._replies.check()
         envelope = Envelope(
             message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message
         )
         topic = topic or self.topics.engine
-        delivery = self._producer.send(topic, key.encode(), encode(envelope), SEND_TIMEOUT_S)
+        delivery = self._producer.send(
+            topic, key.encode(), encode(envelope), SEND_TIMEOUT_S, partition=partition
+        )
         if delivery.error is not None:
             raise KafkaRequestError(
                 f"Kafka did not take the {type(message).__name__} to {topic}: {delivery.error}"

@@ -51,6 +51,8 @@ class WorkflowInfo:
     traceback: str = ""  # of the error, when FAILED
     children: list[tuple[str, str, WorkflowStatus]] = field(default_factory=list)  # id, name
     signals_waiting: dict[str, int] = field(default_factory=dict)  # untaken, per channel
+    ended_at: datetime | None = None  # from list(): when it ended (None while RUNNING)
+    cursor: str = ""  # from list(): pass it as `after` to get the page that follows
 
 
 class WorkflowHandle:
@@ -106,8 +108,8 @@ class WorkflowHandle:
             status=WorkflowStatus(described.status),
             result=result,
             error=f"{error.type_name}: {error.message}" if error else None,
-            started_at=_datetime(described.started_at_ms),
-            updated_at=_datetime(described.updated_at_ms),
+            started_at=datetime_of_ms(described.started_at_ms),
+            updated_at=datetime_of_ms(described.updated_at_ms),
             pending=described.pending,
             tags=tuple(described.tags),
             args=tuple(json.loads(a) for a in described.args),
@@ -202,10 +204,10 @@ def _error_of(result: WorkflowResult) -> InfiniticError:
     return WorkflowFailed(result.workflow_id, type_name, message)
 
 
-def _datetime(ms: int) -> datetime:
+def datetime_of_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _event_dict(event: HistoryEvent) -> dict[str, Any]:
     fields = {k: v for k, v in vars(event).items() if k != "at_ms"}
-    return {"at": _datetime(event.at_ms), "event": type(event).__name__, **fields}
+    return {"at": datetime_of_ms(event.at_ms), "event": type(event).__name__, **fields}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import outputs, storage, tasks, timers
+from infinitic_streams.engine import events, outputs, tasks, timers
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import RetryState, TaskState, WorkflowState
 from infinitic_streams.protocol import (
@@ -49,22 +49,22 @@ def carry_out(
                 list(command.tags),
                 dict(command.meta),
             )
-            storage.append(ctx, state, event)
+            events.record(engine, ctx, state, event)
             tasks.send(engine, ctx, state, TaskState.of(event, attempt=1), now)
         case TimerCommand():
-            storage.append(ctx, state, s.TimerScheduled(now, command.seq, command.due_ms))
+            events.record(engine, ctx, state, s.TimerScheduled(now, command.seq, command.due_ms))
             timers.schedule(ctx, state.workflow_id, command.seq, command.due_ms)
         case InlineCommand():
             event = s.InlineRecorded(now, command.seq, command.name, command.result.decode())
-            storage.append(ctx, state, event)
+            events.record(engine, ctx, state, event)
         case RefusedCommand():
             refused = s.CallRefused(
                 now, command.seq, command.step, command.what, command.size, command.limit
             )
-            storage.append(ctx, state, refused)
+            events.record(engine, ctx, state, refused)
         case ReceiveCommand():
             received = s.ReceiveStarted(now, command.seq, command.channel, command.limit)
-            storage.append(ctx, state, received)
+            events.record(engine, ctx, state, received)
         case ChildCommand():
             _start_child(engine, ctx, state, command, now)
         case SignalCommand():
@@ -72,7 +72,7 @@ def carry_out(
             sent = s.SignalSent(
                 now, command.seq, command.workflow_id, command.workflow_name, command.channel, value
             )
-            storage.append(ctx, state, sent)
+            events.record(engine, ctx, state, sent)
             signal = SendSignal(
                 workflow_id=command.workflow_id,
                 signal_id=f"{state.workflow_id}:{command.seq}",
@@ -83,7 +83,7 @@ def carry_out(
             outputs.emit(engine, ctx, engine.topics.engine, command.workflow_id, signal)
         case CancelCommand():
             event = s.CancelSent(now, command.seq, command.workflow_id, command.workflow_name)
-            storage.append(ctx, state, event)
+            events.record(engine, ctx, state, event)
             reason = f"canceled by workflow {state.workflow_name} {state.workflow_id}"
             cancel = CancelWorkflow(workflow_id=command.workflow_id, reason=reason)
             outputs.emit(engine, ctx, engine.topics.engine, command.workflow_id, cancel)
@@ -104,7 +104,7 @@ def _start_child(
         args,
         list(command.tags),
     )
-    storage.append(ctx, state, started)
+    events.record(engine, ctx, state, started)
     dispatch = DispatchWorkflow(
         workflow_id=command.child_id,
         workflow_name=command.workflow_name,

@@ -11,7 +11,7 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import children, outputs, storage, tags, timers
+from infinitic_streams.engine import children, events, outputs, storage, tags, timers
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import ErrorState, WorkflowState
 from infinitic_streams.errors import TaskFailed, WorkflowCanceled, WorkflowTimedOut
@@ -56,7 +56,7 @@ def end(
         if isinstance(outcome.error, TaskFailed):
             state.failed_task = int(outcome.error.task_id.rsplit(":", 1)[1])
     state.signals_waiting, state.receiving = {}, []
-    storage.append(ctx, state, s.Ended(now, state.status, state.result, state.error))
+    events.record(engine, ctx, state, s.Ended(now, state.status, state.result, state.error))
     _log_end(state)
     for reply_to in state.waiters:
         outputs.reply_result(engine, ctx, reply_to, state)

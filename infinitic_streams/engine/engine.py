@@ -92,6 +92,8 @@ class WorkflowEngine:
     ensure_topic: Callable[[str], None] = lambda topic: None
     # The most task arguments, an inline result or a workflow result may take, encoded.
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    # Produce each recorded event to the events topic (what `list()` and the dashboard read).
+    publish_events: bool = True
 
     def __post_init__(self) -> None:
         self.cache = ExecutionCache(self.cache_size)

@@ -15,6 +15,7 @@ from infinitic_streams.engine import (
     cancel,
     children,
     endings,
+    events,
     instances,
     outputs,
     queries,
@@ -66,7 +67,7 @@ def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, no
         waiters=[message.reply_to] if message.reply_to else [],
         parents=[children.parent_ref(message.parent)] if message.parent else [],
     )
-    storage.append(ctx, state, s.Started(now, message.method_name, args))
+    events.record(engine, ctx, state, s.Started(now, message.method_name, args))
     tags.status_changed(engine, ctx, state)
     cancel.schedule_timeout(engine, ctx, state, now)
     try:
@@ -107,7 +108,7 @@ def retry(engine: WorkflowEngine, ctx: Context, message: RetryWorkflow, now: int
     voided = tasks_to_retry(state, history)
     state.status, state.error, state.failed_task = WorkflowStatus.RUNNING, None, None
     retried = s.Retried(now, voided)
-    storage.append(ctx, state, retried)
+    events.record(engine, ctx, state, retried)
     history.append(retried)
     for seq in voided:
         scheduled = next(e for e in history if isinstance(e, s.TaskScheduled) and e.seq == seq)
@@ -135,6 +136,7 @@ def forget(engine: WorkflowEngine, ctx: Context, workflow_id: str) -> None:
     if state is None or state.status == WorkflowStatus.RUNNING:
         return
     tags.status_changed(engine, ctx, state, forgotten=True)
+    events.removed(engine, ctx, state, engine.now_ms())
     for index, event in enumerate(storage.read_history(ctx, state)):
         ctx.delete(s.history_key(workflow_id, index))
         if isinstance(event, s.TaskScheduled):

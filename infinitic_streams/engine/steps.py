@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import commands, endings, instances, storage
+from infinitic_streams.engine import commands, endings, events, instances, storage
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import Facts, WorkflowState
 from infinitic_streams.protocol import WorkflowStatus
@@ -32,23 +32,23 @@ if TYPE_CHECKING:
 def record(engine: WorkflowEngine, ctx: Context, facts: Facts, now: int) -> None:
     """Record `facts` in the history, in order, and resume the code of a RUNNING workflow
     with those it may see (the rule above)."""
-    state, events = facts
+    state, recorded = facts
     if state.status != WorkflowStatus.RUNNING:
-        _append_all(ctx, state, events)
+        _append_all(engine, ctx, state, recorded)
         storage.save_state(ctx, state)
         return
-    if not any(isinstance(event, replay.CODE_FACTS) for event in events):
+    if not any(isinstance(event, replay.CODE_FACTS) for event in recorded):
         seen = state.history_size
-        _append_all(ctx, state, events)
+        _append_all(engine, ctx, state, recorded)
         engine.cache.advance(state.workflow_id, seen, state.history_size)
         storage.save_state(ctx, state)
         return
     execution = execution_of(engine, ctx, state, now)  # may end it: its code changed
     if state.status not in s.RECORDING:
         return  # the replay completed it (changed code that no longer waits)
-    _append_all(ctx, state, events)
+    _append_all(engine, ctx, state, recorded)
     applied = False
-    for event in events:
+    for event in recorded:
         if state.status != WorkflowStatus.RUNNING:
             break
         step = replay.feed(execution, event)
@@ -93,6 +93,8 @@ def apply(
         engine.cache.put(state.workflow_id, execution, state.history_size)
 
 
-def _append_all(ctx: Context, state: WorkflowState, events: list[s.HistoryEvent]) -> None:
-    for event in events:
-        storage.append(ctx, state, event)
+def _append_all(
+    engine: WorkflowEngine, ctx: Context, state: WorkflowState, facts: list[s.HistoryEvent]
+) -> None:
+    for event in facts:
+        events.record(engine, ctx, state, event)

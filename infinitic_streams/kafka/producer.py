@@ -315,13 +315,17 @@ class Producer:
         value: bytes | None,
         on_delivery: OnDelivery | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int = -1,
     ) -> None:
-        """Queue a record; `on_delivery` is called (from `poll`) with its `Delivery`."""
+        """Queue a record (to `partition`, or by key when -1); `on_delivery` is called (from
+        `poll`) with its `Delivery`."""
         callback = _callback(on_delivery)
         while True:
             self._renew_if_broken()
             try:
-                self._producer.produce(topic, value, key, on_delivery=callback, headers=headers)
+                self._producer.produce(
+                    topic, value, key, partition, on_delivery=callback, headers=headers
+                )
                 return
             except BufferError:
                 self._serve(self._producer.poll, 0.05)
@@ -335,6 +339,7 @@ class Producer:
         value: bytes,
         timeout: float,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int = -1,
     ) -> Delivery:
         """Produce one record and wait until the broker has it; `KafkaUnavailable` after
         `timeout` (the record may still arrive later: sending it again must be harmless)."""
@@ -345,7 +350,7 @@ class Producer:
             reports.append(report)
             done.set()
 
-        self.produce(topic, key, value, delivered, headers)
+        self.produce(topic, key, value, delivered, headers, partition)
         deadline = time.monotonic() + timeout
         while not done.is_set():
             self.poll(0.05)

@@ -226,6 +226,20 @@ class GroupRequest:
     reply_to: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListWorkflows:
+    """Ask one partition of the visibility index for the workflows matching a filter, newest
+    updated first; the answer is a QueryReply (JSON: counts per status, up to `limit` items)."""
+
+    request_id: str
+    reply_to: str
+    workflow_name: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    limit: int
+    after: str | None = None
+
+
 Message: TypeAlias = (
     DispatchWorkflow
     | ExecuteTask
@@ -242,6 +256,7 @@ Message: TypeAlias = (
     | CancelTask
     | TagUpdate
     | GroupRequest
+    | ListWorkflows
 )
 
 # In the order of the Avro union (a new kind is appended in both places).
@@ -261,6 +276,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     CancelTask,
     TagUpdate,
     GroupRequest,
+    ListWorkflows,
 )
 
 

@@ -59,3 +59,34 @@ class GroupAnswer:
     reached: int
     ids: list[str] = field(default_factory=list)
     error: str = ""  # why nothing was sent (a signal its workflows would refuse)
+
+
+@dataclass
+class WorkflowSummary:
+    """One workflow as the visibility index keeps it (from its events)."""
+
+    workflow_id: str
+    workflow_name: str
+    method: str
+    status: WorkflowStatus
+    started_at_ms: int
+    updated_at_ms: int
+    tags: list[str] = field(default_factory=list)
+    ended_at_ms: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    parent_id: str | None = None
+
+    @property
+    def cursor(self) -> str:
+        """Where a page that ends with this workflow stops: `<updated ms>:<id>`."""
+        return f"{self.updated_at_ms}:{self.workflow_id}"
+
+
+@dataclass
+class ListAnswer:
+    """The answer of one partition of the visibility index to ListWorkflows: its counts per
+    status for the name and tag asked, and its first matching summaries, newest first."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    items: list[WorkflowSummary] = field(default_factory=list)

@@ -45,18 +45,33 @@ class Context:
             return entries[key]
         return self._transaction.get(store, key)
 
-    def scan(self, prefix: bytes, store: str = DEFAULT_STORE) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) whose key starts with `prefix`, in key order, this handler's own
-        changes included. Its cost grows with the number of keys under the prefix."""
+    def scan(
+        self,
+        prefix: bytes,
+        store: str = DEFAULT_STORE,
+        *,
+        limit: int | None = None,
+        start: bytes | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with `prefix` (from `start` when given), in key
+        order, this handler's own changes included; with `limit`, the first `limit` of them,
+        and the cost grows with `limit`, else with the number of keys under the prefix."""
         stop = _after_prefix(prefix)
-        found = self._transaction.items(store, prefix, stop)
-        for key, value in self.changes.get(store, {}).items():
-            if key.startswith(prefix):
-                if value is None:
-                    found.pop(key, None)
-                else:
-                    found[key] = value
-        return sorted(found.items())
+        begin = prefix if start is None else max(start, prefix)
+        own = {
+            key: value for key, value in self.changes.get(store, {}).items() if begin <= key < stop
+        }
+        if limit is None:
+            found = self._transaction.items(store, begin, stop)
+        else:
+            first = self._transaction.first_items(store, begin, stop, limit + len(own))
+            found = dict(first)
+        for key, value in own.items():
+            if value is None:
+                found.pop(key, None)
+            else:
+                found[key] = value
+        return sorted(found.items())[:limit]
 
     def put(self, key: bytes, value: bytes, store: str = DEFAULT_STORE) -> None:
         self.changes.setdefault(store, {})[key] = value

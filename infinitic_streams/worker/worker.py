@@ -1,9 +1,10 @@
 """`Worker`: the engine, service workers, or both, in one process.
 
 The engine runs workflow code itself (see `engine/engine.py`), so "workflow workers" are the
-engine: a Worker with `workflows=[...]` and `engine=True` runs them. Service workers run in
-their own threads, one consumer group per service. SIGTERM or SIGINT stop everything cleanly:
-the engine commits its work, service workers finish their running tasks.
+engine: a Worker with `workflows=[...]` and `engine=True` runs them, and, in a thread of its
+own, the visibility index that answers `list` and `count` (unless `visibility=False`).
+Service workers run in their own threads, one consumer group per service. SIGTERM or SIGINT
+stop everything cleanly: the engine commits its work, service workers finish their tasks.
 
 A worker never fails silently: when one of its parts (the engine, a service worker) stops on
 an error, the others are stopped too and the error is raised: by `run()`, or, for a worker
@@ -31,6 +32,7 @@ from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
 from infinitic_streams.streams import RetryLater, StreamApp, StreamConfig
 from infinitic_streams.streams.signals import stop_on_signals
 from infinitic_streams.topics import Topics
+from infinitic_streams.visibility.processor import VisibilityProcessor
 from infinitic_streams.worker.service_worker import ServiceWorker
 
 logger = logging.getLogger("infinitic_streams.worker")
@@ -52,6 +54,7 @@ class Worker:
         stream: Mapping[str, Any] | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         instance_id: str | None = None,
+        visibility: bool = True,
     ) -> None:
         if not engine and not services:
             raise ValueError("a Worker needs services, or engine=True, or both")
@@ -67,6 +70,7 @@ class Worker:
         self.workflow_names = sorted(workflow_spec(w).name for w in workflows)
         self.state_dir = Path(state_dir)
         self.app: StreamApp | None = None
+        self.visibility_app: StreamApp | None = None
         if engine:
             workflow_engine = WorkflowEngine.of(
                 list(workflows),
@@ -86,6 +90,8 @@ class Worker:
                 **(stream or {}),
             )
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
+            if visibility:  # beside the engine, on the events its engines write
+                self.visibility_app = StreamApp(VisibilityProcessor(self.topics), config, registry)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -107,6 +113,7 @@ class Worker:
             "partitions": config.partitions,
             "max_payload_bytes": config.max_payload_bytes,
             "instance_id": worker.instance_id,
+            "visibility": worker.visibility,
             **overrides,
         }
         if "services" not in settings:
@@ -130,6 +137,8 @@ class Worker:
             threading.Thread(target=self._serve, args=(s,), name=f"service {s.spec.name}")
             for s in self.services
         ]
+        if self.visibility_app is not None:
+            threads.append(threading.Thread(target=self._serve_visibility, name="visibility"))
         for thread in threads:
             thread.start()
         try:
@@ -163,8 +172,7 @@ class Worker:
         """Stop and wait up to `timeout` s for the worker to finish (when started with
         `start()`); raise the error that stopped it, if one did."""
         self._stop.set()
-        if self.app is not None:
-            self.app.stop()
+        self._stop_apps()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -192,6 +200,8 @@ class Worker:
         if self.app is not None:
             names = ", ".join(self.workflow_names) or "none"
             parts.append(f"the engine (workflows {names}; state in {self.state_dir})")
+            if self.visibility_app is not None:
+                parts.append("the visibility index")
         if self.services:
             names = ", ".join(f"{s.spec.name} ({s.concurrency} at a time)" for s in self.services)
             parts.append(f"services {names}")
@@ -207,6 +217,14 @@ class Worker:
         except BaseException as error:
             self._failed(f"service {service.spec.name}", error)
 
+    def _serve_visibility(self) -> None:
+        """The visibility index's thread: its error stops the whole worker."""
+        assert self.visibility_app is not None
+        try:
+            self.visibility_app.run(stop_signals=False)
+        except BaseException as error:
+            self._failed("the visibility index", error)
+
     def _failed(self, part: str, error: BaseException) -> None:
         """Keep the first error (raised by run) and stop every part of the worker."""
         with self._error_lock:
@@ -220,8 +238,12 @@ class Worker:
             level, "%s failed (%s): %s: %s", part, what, type(error).__name__, error, exc_info=error
         )
         self._stop.set()
-        if self.app is not None:
-            self.app.stop()
+        self._stop_apps()
+
+    def _stop_apps(self) -> None:
+        for app in (self.app, self.visibility_app):
+            if app is not None:
+                app.stop()
 
     def _run_quietly(self) -> None:
         """`run()` in `start()`'s thread: its error is kept for `join()` and `stop()`."""

@@ -157,8 +157,20 @@ class SlowOnce(Workflow):
         return self.new_service(Steps).slow(seconds, marker)
 
 
+@workflow("Eventful")
+class Eventful(Workflow):
+    """A task retried once, a timer, a task, and a task that fails: the workflow fails."""
+
+    def run(self, x: int) -> int:
+        steps = self.new_service(Steps)
+        steps.fail_until(2)
+        self.sleep(0.3)
+        return steps.always_fails(steps.add(x, 1))
+
+
 SERVICES = [StepsImpl, SlowImpl]
 WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SideBySide, SlowOnce]
+WORKFLOWS += [Eventful]
 
 
 def main() -> None:

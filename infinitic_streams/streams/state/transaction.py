@@ -39,6 +39,21 @@ class PartitionTransaction:
         found.update((k, v) for k, v in buffered.items() if v is not None and start <= k < stop)
         return found
 
+    def first_items(
+        self, family: str, start: bytes, stop: bytes, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """The first `limit` live items of `family` with `start <= key < stop`, in key order:
+        reads at most `limit` items of the store beyond the keys this transaction changed."""
+        buffered = self.changes.get(family, {})
+        found: list[tuple[bytes, bytes]] = []
+        for key, value in self.store.items(family, start, stop):
+            if len(found) >= limit:
+                break
+            if key not in buffered:
+                found.append((key, value))
+        found += [(k, v) for k, v in buffered.items() if v is not None and start <= k < stop]
+        return sorted(found)[:limit]
+
     def update(self, changes: Changes) -> None:
         for family, entries in changes.items():
             self.changes.setdefault(family, {}).update(entries)
