@@ -22,7 +22,9 @@ from infinitic_streams.protocol import (
 from infinitic_streams.streams import Context
 from infinitic_streams.streams.state.store import PartitionStore
 from infinitic_streams.streams.state.transaction import PartitionTransaction
+from infinitic_streams.topics import Topics
 from infinitic_streams.visibility import index
+from infinitic_streams.visibility.processor import VisibilityProcessor
 from infinitic_streams.workflows.workflow import Workflow
 
 from .engine_harness import Harness, dispatch
@@ -195,3 +197,20 @@ def test_the_index_lists_and_counts_by_name_status_and_tag_newest_first(
     assert counts()[2] == 0 and sum(counts()) == 3
     with pytest.raises(ValueError, match="cursor"):
         index.query(ctx, None, None, None, 5, "not-a-cursor")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (b"\xff\xfe garbage", "not JSON"),
+        (b'{"hello": 1}', "not a CloudEvent 1.0"),
+        (b'{"specversion": "1.0", "id": "x"}', "without its 'type'"),
+        (None, "without a value"),
+    ],
+)
+def test_the_index_refuses_what_is_not_an_engine_event(value: bytes | None, why: str) -> None:
+    """Garbage on the events topic is dead-lettered with the reason (the runtime's rule for a
+    `decode` that raises); the partition moves on."""
+    processor = VisibilityProcessor(Topics("t"))
+    with pytest.raises(ValueError, match=why):
+        processor.decode(b"k", value)

@@ -7,8 +7,9 @@ Keys in the partition's store (`name`, `tag`, `status` are empty for "any"):
   combinations (name or any) x (each tag or any) x (status or any); `~updated` is the update
   time in ms, big-endian and inverted, so key order is newest first;
 - `c NUL name NUL tag NUL status`                       -> how many workflows (u64).
-A workflow with k tags has 4 + 4k index keys and 2 + 2k counters: an event rewrites those, a
-`list(limit=n)` reads n index keys and n summaries, a `count` reads 4 counters.
+A workflow with k tags has 4 + 4k index keys, which each event moves (to its new update time),
+and 2 + 2k counters, which change with its status; a `list(limit=n)` reads n index keys and n
+summaries, a `count` reads 4 counters.
 """
 
 from __future__ import annotations
@@ -32,13 +33,23 @@ def apply(ctx: Context, event: dict[str, Any]) -> None:
     old = load(ctx, workflow_id)
     if event["type"] == cloudevents.REMOVED:
         if old is not None:
+            _count_out(ctx, old)
             _unindex(ctx, old)
             ctx.delete(_summary_key(workflow_id))
         return
     new = summarize(old, event)
-    if old is not None:
-        _unindex(ctx, old)
-    _index(ctx, new)
+    counted = (new.workflow_name, new.status, new.tags)
+    if old is None or (old.workflow_name, old.status, old.tags) != counted:
+        if old is not None:
+            _count_out(ctx, old)
+        _count_in(ctx, new)
+    if old is None or (old.workflow_name, old.status, old.tags, old.cursor) != (
+        *counted,
+        new.cursor,
+    ):
+        if old is not None:
+            _unindex(ctx, old)
+        _index(ctx, new)
     ctx.put(_summary_key(workflow_id), payload.encode(new, WorkflowSummary))
 
 
@@ -95,13 +106,19 @@ def query(
 def _index(ctx: Context, summary: WorkflowSummary) -> None:
     for key in _index_keys(summary):
         ctx.put(key, b"")
-    for key in _counter_keys(summary):
-        ctx.put(key, encode_u64(_count(ctx, key) + 1))
 
 
 def _unindex(ctx: Context, summary: WorkflowSummary) -> None:
     for key in _index_keys(summary):
         ctx.delete(key)
+
+
+def _count_in(ctx: Context, summary: WorkflowSummary) -> None:
+    for key in _counter_keys(summary):
+        ctx.put(key, encode_u64(_count(ctx, key) + 1))
+
+
+def _count_out(ctx: Context, summary: WorkflowSummary) -> None:
     for key in _counter_keys(summary):
         left = _count(ctx, key) - 1
         if left > 0:
