@@ -70,3 +70,26 @@ def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None
         for key in (f"{measure}_p50_ms", f"{measure}_p95_ms"):
             assert isinstance(result[key], int | float) and result[key] >= 0, key
         assert result[f"{measure}_p95_ms"] >= result[f"{measure}_p50_ms"], measure
+
+
+def test_visibility_benchmark_reports_list_count_and_floor(kafka_bootstrap: str) -> None:
+    result = run_benchmark("visibility.py", kafka_bootstrap, "--workflows", "200", "--repeat", "3")
+    assert result["problems"] == []
+    assert result["workflows"] == 200
+    assert sum(result["counts_by_status"].values()) == 200
+    for measure in (
+        "list",
+        "list_filtered",
+        "count",
+        "count_by_status",
+        "page",
+        "floor",
+        "floor_sequential",
+    ):
+        assert result[f"{measure}_p50_ms"] > 0, measure
+        assert result[f"{measure}_p95_ms"] >= result[f"{measure}_p50_ms"], measure
+    for key in ("list_ratio_to_floor", "count_ratio_to_floor", "fill_workflows_per_s"):
+        assert result[key] > 0, key
+    assert result["pages"] >= 1
+    assert result["list_keys_read_max"] > 0 and result["count_keys_read"] > 0
+    assert result["engine_caught_up_s"] >= 0 and result["index_caught_up_s"] >= 0

@@ -233,18 +233,23 @@ class InfiniticClient:
     ) -> None:
         """Send to the engine (its topic, or `topic`), keyed by `key` (or to `partition`);
         return once Kafka has it (idempotent: the engine dedups)."""
+        self._send_all(topic or self.topics.engine, [(key, message, partition)])
+
+    def _send_all(self, topic: str, messages: list[tuple[str, Message, int]]) -> None:
+        """Send (key, message, partition) messages to `topic` at once; return once Kafka has
+        them all."""
         self._replies.check()
-        envelope = Envelope(
-            message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message
-        )
-        topic = topic or self.topics.engine
-        delivery = self._producer.send(
-            topic, key.encode(), encode(envelope), SEND_TIMEOUT_S, partition=partition
-        )
-        if delivery.error is not None:
-            raise KafkaRequestError(
-                f"Kafka did not take the {type(message).__name__} to {topic}: {delivery.error}"
-            )
+        now = int(time.time() * 1000)
+        records = [
+            (key.encode(), encode(_envelope(message, now)), partition)
+            for key, message, partition in messages
+        ]
+        for delivery in self._producer.send_all(topic, records, SEND_TIMEOUT_S):
+            if delivery.error is not None:
+                kind = type(messages[0][1]).__name__
+                raise KafkaRequestError(
+                    f"Kafka did not take the {kind} to {topic}: {delivery.error}"
+                )
 
     def _ask(self, workflow_id: str, kind: QueryKind) -> Future[QueryReply]:
         """Send a query; the future gets the engine's QueryReply (none comes for a RESULT query
@@ -279,6 +284,10 @@ class InfiniticClient:
             raise TimeoutError(
                 f"no answer about {about} within {QUERY_TIMEOUT_S:.0f} s." + self._no_engine_hint()
             ) from None
+
+
+def _envelope(message: Message, now_ms: int) -> Envelope:
+    return Envelope(message_id=str(uuid.uuid4()), sent_at_ms=now_ms, message=message)
 
 
 def _defining_class(method: Callable[..., Any]) -> type:

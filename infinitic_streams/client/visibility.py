@@ -37,9 +37,9 @@ def ask(
     name = workflow_spec(workflow).name if isinstance(workflow, type) else workflow
     if status is not None:
         status = WorkflowStatus(str(status).upper()).value  # ValueError names a wrong one
-    topic = client.topics.visibility_queries
     request_id = uuid.uuid4().hex
     futures: dict[int, Future[QueryReply]] = {}
+    queries = []
     for partition in range(_partitions(client)):
         futures[partition] = client._replies.expect(f"{request_id}.{partition}")
         query = ListWorkflows(
@@ -51,7 +51,8 @@ def ask(
             limit=limit,
             after=after,
         )
-        client._send(request_id, query, topic, partition)
+        queries.append((request_id, query, partition))
+    client._send_all(client.topics.visibility_queries, queries)  # all at once
     counts = {s.value: 0 for s in WorkflowStatus}
     items: list[WorkflowSummary] = []
     for partition, future in futures.items():

@@ -343,24 +343,34 @@ class Producer:
     ) -> Delivery:
         """Produce one record and wait until the broker has it; `KafkaUnavailable` after
         `timeout` (the record may still arrive later: sending it again must be harmless)."""
-        done = threading.Event()
-        reports: list[Delivery] = []
+        return self.send_all(topic, [(key, value, partition)], timeout, headers)[0]
 
-        def delivered(report: Delivery) -> None:
-            reports.append(report)
-            done.set()
+    def send_all(
+        self,
+        topic: str,
+        records: list[tuple[bytes | None, bytes, int]],
+        timeout: float,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[Delivery]:
+        """Produce (key, value, partition) records at once, then wait until the broker has
+        them all (a partition of -1: by key); their deliveries in the same order."""
+        reports: dict[int, Delivery] = {}
 
-        self.produce(topic, key, value, delivered, headers, partition)
+        def delivered_as(index: int) -> OnDelivery:
+            return lambda report: reports.__setitem__(index, report)
+
+        for index, (key, value, partition) in enumerate(records):
+            self.produce(topic, key, value, delivered_as(index), headers, partition)
         deadline = time.monotonic() + timeout
-        while not done.is_set():
+        while len(reports) < len(records):
             self.poll(0.05)
             self.errors.check(f"producing to {topic}")
-            if time.monotonic() > deadline and not done.is_set():
+            if time.monotonic() > deadline and len(reports) < len(records):
                 raise KafkaUnavailable(
                     f"Kafka at {self.errors.where} did not acknowledge a record to {topic} "
                     f"within {timeout:g} s (it may still be written). Check the brokers."
                 )
-        return reports[0]
+        return [reports[index] for index in range(len(records))]
 
     def poll(self, timeout: float = 0) -> int:
         served = self._serve(self._producer.poll, timeout)
