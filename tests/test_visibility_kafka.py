@@ -119,6 +119,8 @@ def test_list_and_count_with_two_engine_processes_sharing_the_partitions(
             wait_until(lambda: client.count_by_status() == expected, what="counts")
             assert client.count() == 10 and client.count(status="failed") == 3
             assert client.count(Sum, tag="a") == 5 and client.count(tag="b") == 5
+            with pytest.raises(ValueError, match="'done': use one of RUNNING, COMPLETED"):
+                client.list(status="done")
 
             listed = client.list(Fixable, status="FAILED", tag="b")
             assert sorted(i.id for i in listed) == sorted(h.id for h in fixables)

@@ -39,7 +39,6 @@ from infinitic_streams.protocol import (
     QueryKind,
     QueryReply,
     QueryWorkflow,
-    WorkflowStatus,
     encode,
 )
 from infinitic_streams.topics import Topics
@@ -183,7 +182,7 @@ class InfiniticClient:
         counts = self.count_by_status(workflow, tag)
         if status is None:
             return sum(counts.values())
-        return counts[WorkflowStatus(str(status).upper()).value]
+        return counts[visibility.status_of(status).value]
 
     def count_by_status(
         self, workflow: type | str | None = None, tag: str | None = None

@@ -36,7 +36,7 @@ def ask(
         raise ValueError(f"limit must be 0 or more, not {limit}")
     name = workflow_spec(workflow).name if isinstance(workflow, type) else workflow
     if status is not None:
-        status = WorkflowStatus(str(status).upper()).value  # ValueError names a wrong one
+        status = status_of(status).value
     request_id = uuid.uuid4().hex
     futures: dict[int, Future[QueryReply]] = {}
     queries = []
@@ -62,6 +62,15 @@ def ask(
         items += answer.items
     items.sort(key=lambda s: (-s.updated_at_ms, s.workflow_id.encode()))
     return counts, items[:limit]
+
+
+def status_of(status: str) -> WorkflowStatus:
+    """A status given in any case; ValueError naming the valid ones otherwise."""
+    try:
+        return WorkflowStatus(str(status).upper())
+    except ValueError:
+        valid = ", ".join(s.value for s in WorkflowStatus)
+        raise ValueError(f"unknown status {status!r}: use one of {valid}") from None
 
 
 def info(summary: WorkflowSummary) -> WorkflowInfo:
