@@ -12,7 +12,9 @@ DEMO_RUN_DIR ?= .infinitic/kafka
 DEMO_DIR ?= .infinitic/demo
 KEEP_KAFKA ?= 1
 DEMO_ARGS ?=
-DEMO := $(BIN)/python -m examples --port $(DEMO_PORT) --run-dir $(DEMO_RUN_DIR) --demo-dir $(DEMO_DIR)
+# make demo-engine serves the dashboard of the demo's namespace on 127.0.0.1:DASHBOARD_PORT (0: none).
+DASHBOARD_PORT ?= 8080
+DEMO := $(BIN)/python -m examples --port $(DEMO_PORT) --run-dir $(DEMO_RUN_DIR) --demo-dir $(DEMO_DIR) --dashboard-port $(DASHBOARD_PORT)
 
 .PHONY: install demo demo-engine demo-down test lint unit bench clean
 
@@ -34,7 +36,7 @@ demo: $(INSTALLED)
 	@$(DEMO) $(if $(filter 0 no false,$(KEEP_KAFKA)),--stop-kafka) $(DEMO_ARGS)
 
 # The demo's engine and workers alone, until Ctrl-C: what answers `infinitic-streams describe`
-# and `history` about the demo's workflows.
+# and `history` about the demo's workflows; and the dashboard, to look at them in a browser.
 demo-engine: $(INSTALLED)
 	@$(DEMO) --serve $(DEMO_ARGS)
 
@@ -46,9 +48,9 @@ demo-down: $(INSTALLED)
 test: lint $(INSTALLED)
 	scripts/with-kafka.sh .infinitic/kafka-test $(TEST_PORT) $(BIN)/pytest $(PYTEST_ARGS)
 
-# Both benchmarks (quick versions), each next to its raw-Kafka floor, on a local broker.
+# The benchmarks (quick versions), each next to its raw-Kafka floor, on a local broker.
 bench: $(INSTALLED)
-	scripts/with-kafka.sh .infinitic/kafka-bench $(TEST_PORT) sh -c '$(BIN)/python benchmarks/streams.py --quick && $(BIN)/python benchmarks/workflows.py --quick'
+	scripts/with-kafka.sh .infinitic/kafka-bench $(TEST_PORT) sh -c '$(BIN)/python benchmarks/streams.py --quick && $(BIN)/python benchmarks/workflows.py --quick && $(BIN)/python benchmarks/visibility.py --quick'
 
 # Only the tests that need no Kafka.
 unit: $(INSTALLED)

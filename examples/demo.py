@@ -13,7 +13,9 @@
 3. The two workflows run one after the other. Every step is printed; each must end within
    `--timeout` seconds. Whatever goes wrong (Kafka, the engine thread dying, a timeout) ends
    the demo with a message and exit code 1; Ctrl-C ends it cleanly with exit code 130.
-4. At the end: the `describe` and `history` commands for what ran, and how to stop Kafka.
+4. At the end: the `describe` and `history` commands for what ran, the dashboard's, and how
+   to stop Kafka. `--serve` (`make demo-engine`) serves the dashboard too, on
+   http://127.0.0.1:8080/ (`--dashboard-port`; 0: none).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, TypeVar
 from examples.images import ImageUtilImpl, ImageWorkflow
 from infinitic_streams import InfiniticClient, Worker, WorkflowFailed
 from infinitic_streams.client import WorkflowHandle
+from infinitic_streams.dashboard import Backend, DashboardServer, create_app
 from infinitic_streams.errors import InfiniticError, WorkflowNotFound
 from infinitic_streams.kafka.admin import describe_cluster, is_reachable
 from infinitic_streams.local_kafka import cluster
@@ -51,6 +54,7 @@ PROGRESS_EVERY_S = 10.0
 STOP_TIMEOUT_S = 20.0  # for the engine and workers to stop
 STOPPED = "Interrupted: the engine and workers stopped."
 OTHER_PORT = " With make, choose another port: make demo DEMO_PORT=9300 (its controller: port+100)."
+DASHBOARD_PORT = 8080
 RECORD = "demo.json"  # in the demo dir: the Kafka cluster the state belongs to, the last ids
 
 T = TypeVar("T")
@@ -438,7 +442,7 @@ def where_it_stands(handle: WorkflowHandle, engine: EngineThread) -> str:
     return f"; the engine says: {info.status}, waiting for {pending}"
 
 
-def print_commands(ran: list[Ran], kafka: DemoKafka) -> None:
+def print_commands(ran: list[Ran], kafka: DemoKafka, dashboard_port: int) -> None:
     target = f"--namespace {NAMESPACE} --bootstrap {shlex.quote(kafka.bootstrap)}"
     say(
         "\nLook at them again: the engine answers these, so run `make demo-engine` in another "
@@ -447,6 +451,14 @@ def print_commands(ran: list[Ran], kafka: DemoKafka) -> None:
     for workflow in ran:
         say(f"  {cli()} describe {workflow.id} {target}")
         say(f"  {cli()} history {workflow.id} {target}")
+    dashboard = f"{cli()} dashboard {target}"
+    if dashboard_port:
+        say(
+            "\nOr in a browser: `make demo-engine` serves the dashboard too, at "
+            f"http://127.0.0.1:{dashboard_port}/ (alone, beside a running engine: {dashboard})."
+        )
+    else:
+        say(f"\nOr in a browser, while an engine runs: {dashboard}")
 
 
 def serve(options: argparse.Namespace, kafka: DemoKafka) -> None:
@@ -454,14 +466,39 @@ def serve(options: argparse.Namespace, kafka: DemoKafka) -> None:
     earlier = prepare_state(options.demo_dir, kafka)
     worker = demo_worker(kafka, options.demo_dir / "state")
     say(f"Engine and ImageUtil workers of namespace {NAMESPACE!r}: running, Ctrl-C stops them.")
+    dashboard = start_dashboard(kafka, options.dashboard_port)
     if earlier:
         target = f"--namespace {NAMESPACE} --bootstrap {shlex.quote(kafka.bootstrap)}"
         say("The workflows of the last `make demo`, from another terminal:")
         for workflow in earlier:
             say(f"  {cli()} describe {workflow['id']} {target}")
-    check_interrupted("Interrupted.")
-    worker.run()  # in the main thread: SIGINT and SIGTERM stop it cleanly
+    try:
+        check_interrupted("Interrupted.")
+        worker.run()  # in the main thread: SIGINT and SIGTERM stop it cleanly
+    finally:
+        if dashboard is not None:
+            dashboard()
     say("Stopped.")
+
+
+def start_dashboard(kafka: DemoKafka, port: int) -> Callable[[], None] | None:
+    """Serve the dashboard of the demo's namespace on 127.0.0.1:port (0: none); the function
+    that stops it."""
+    if not port:
+        return None
+    backend = Backend(kafka.settings, NAMESPACE)
+    try:
+        server = DashboardServer(create_app(backend), "127.0.0.1", port).start()
+    except (OSError, RuntimeError) as error:
+        say(f"No dashboard: 127.0.0.1:{port} is taken ({error}); choose --dashboard-port.")
+        return None
+    say(f"Dashboard: {server.url}/ (the workflows of every run, their history, retry, cancel)")
+
+    def stop() -> None:
+        server.stop()
+        backend.close()
+
+    return stop
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -481,6 +518,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     option("--timeout", type=float, default=60.0, help="seconds for each step (default: 60)")
     option("--kafka-timeout", type=float, default=120.0, help="seconds for a broker to start")
     option("--serve", action="store_true", help="only run the engine and workers, until Ctrl-C")
+    option("--dashboard-port", type=int, default=DASHBOARD_PORT, help="with --serve; 0: none")
     return parser.parse_args(argv)
 
 
@@ -521,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     if kafka is None:
         return code
     if ran and not (options.stop_kafka and kafka.run_dir is not None):
-        print_commands(ran, kafka)  # after a failure too: they show what went wrong
+        # After a failure too: they show what went wrong.
+        print_commands(ran, kafka, options.dashboard_port)
     finish_kafka(options, kafka)
     return 130 if INTERRUPTED.is_set() else code

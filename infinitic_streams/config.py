@@ -15,6 +15,10 @@
     concurrency = 16                    # tasks run at once per service
     cache_size = 10000                  # live workflow instances kept in memory by the engine
     instance_id = "engine-0"            # stable name of this process (default: kept in state_dir)
+    visibility = true                   # with the engine, the index of list/count (events topic)
+
+    [dashboard]
+    token = "a long random string"      # required to serve the dashboard off loopback
 
 `$INFINITIC_KAFKA`, when set, replaces `bootstrap.servers`.
 """
@@ -33,7 +37,7 @@ from typing import Any
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
 
-TOP_LEVEL_KEYS = ("namespace", "partitions", "max_payload_bytes", "kafka", "worker")
+TOP_LEVEL_KEYS = ("namespace", "partitions", "max_payload_bytes", "kafka", "worker", "dashboard")
 
 
 class ConfigError(InfiniticError):
@@ -49,6 +53,12 @@ class WorkerConfig:
     concurrency: int = 16
     cache_size: int = 10_000
     instance_id: str | None = None
+    visibility: bool = True
+
+
+@dataclass
+class DashboardConfig:
+    token: str | None = None  # every request must carry it; required off loopback
 
 
 @dataclass
@@ -58,6 +68,7 @@ class InfiniticConfig:
     partitions: int = 8
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @classmethod
     def load(cls, path: str | Path = "infinitic.toml") -> InfiniticConfig:
@@ -79,12 +90,18 @@ class InfiniticConfig:
             raise ConfigError(f"{path}: [worker] must be a table")
         check_keys(path, worker_table, [f.name for f in fields(WorkerConfig)], "in [worker]")
         worker = WorkerConfig(**worker_table)
+        dashboard_table = raw.get("dashboard", {})
+        if not isinstance(dashboard_table, dict):
+            raise ConfigError(f"{path}: [dashboard] must be a table")
+        known = [f.name for f in fields(DashboardConfig)]
+        check_keys(path, dashboard_table, known, "in [dashboard]")
         return cls(
             kafka,
             raw.get("namespace", "default"),
             raw.get("partitions", 8),
             worker,
             raw.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
+            DashboardConfig(**dashboard_table),
         )
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import actions, dlq, kafka, run, topics, workflows
+from infinitic_streams.cli import actions, dashboard, dlq, kafka, run, topics, workflows
+from infinitic_streams.cli import visibility as visibility_commands
 
 app = typer.Typer(
     name="infinitic-streams",
@@ -34,6 +35,10 @@ app.command()(workflows.result)
 app.command()(actions.signal)
 app.command()(actions.cancel)
 app.command()(actions.retry)
+app.command("list")(visibility_commands.list_workflows)
+app.command()(visibility_commands.count)
+app.command()(visibility_commands.events)
+app.command()(dashboard.dashboard)
 
 
 def _print_version(value: bool) -> None:

@@ -115,6 +115,9 @@ def _problems(config: InfiniticConfig) -> list[str]:
     bootstrap = config.kafka.get("bootstrap.servers")
     if not isinstance(bootstrap, str) or not bootstrap.strip():
         problems.append('[kafka] "bootstrap.servers" must be a string like "127.0.0.1:9092"')
+    token = config.dashboard.token
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        problems.append('[dashboard] token must be a non-empty string, e.g. token = "s3cret..."')
     worker = config.worker
     for key in ("services", "workflows"):
         value = getattr(worker, key)

@@ -2,8 +2,9 @@
 
 - `engine`: the workflow engine only (it runs the workflow code of [worker].workflows).
 - `worker`: what [worker] says: the engine (`engine = true`) and/or the service workers.
-- `dev`: a Kafka (the configured one if it answers, else a local broker) plus the engine and
-  the service workers, in one process; a broker it started is stopped when it ends.
+- `dev`: a Kafka (the configured one if it answers, else a local broker) plus the engine, the
+  service workers and the dashboard, in one process; a broker it started is stopped when it
+  ends.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +28,7 @@ from infinitic_streams.cli.common import (
     with_options,
     workflow_classes,
 )
+from infinitic_streams.cli.dashboard import DEFAULT_PORT, start_for_dev
 from infinitic_streams.cli.kafka import DEFAULT_RUN_DIR, RunDir
 from infinitic_streams.cli.options import (
     DEFAULT_CONFIG,
@@ -89,10 +91,16 @@ def dev(
     bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
     run_dir: RunDir = DEFAULT_RUN_DIR,
+    dashboard_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, metavar="PORT", help="The dashboard's port on 127.0.0.1; 0: none."
+        ),
+    ] = DEFAULT_PORT,
     log_level: LogLevel = "INFO",
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Kafka, the engine and the services of the configuration, in one process.
+    """Kafka, the engine, the services of the configuration and the dashboard, in one process.
 
     Kafka is --bootstrap or $INFINITIC_KAFKA, else the configured bootstrap servers if they
     answer, else the local broker of --run-dir: started if it does not run, then stopped on
@@ -113,7 +121,12 @@ def dev(
         else:
             typer.echo(f"Kafka: {address}")
         _announce(settings, address, names, worker.services)
-        _run(worker)
+        board = start_for_dev(kafka, settings, dashboard_port) if dashboard_port else None
+        try:
+            _run(worker)
+        finally:
+            if board is not None:
+                board.stop()
     finally:
         if started:
             typer.echo(f"Stopping the local Kafka at {address}...")

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -40,6 +46,8 @@ __all__ = [
     "Admin",
     "Bounds",
     "ClusterOverview",
+    "GroupDescription",
+    "GroupMember",
     "TopicMismatchError",
     "TopicSpec",
     "describe_cluster",
@@ -89,6 +97,23 @@ class ClusterOverview:
     topics: dict[str, int]  # topic name -> partition count (internal topics excluded)
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """A member of a consumer group and the partitions it is assigned."""
+
+    member_id: str
+    client_id: str
+    host: str
+    partitions: tuple[tuple[str, int], ...]  # (topic, partition), sorted
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group: str
+    state: str  # STABLE, PREPARING_REBALANCE, EMPTY, DEAD (no such group), ...
+    members: tuple[GroupMember, ...]
+
+
 class Admin:
     """An admin client with the user's whole settings."""
 
@@ -130,6 +155,76 @@ class Admin:
             return len(futures[group].result(timeout=attempt_timeout + 1).members)
 
         return self._retrying(describe, f"describing group {group}", timeout)  # type: ignore[no-any-return]
+
+    def list_groups(self, prefix: str = "", timeout: float = 5.0) -> list[str]:
+        """The consumer groups whose id starts with `prefix`, sorted."""
+
+        def listing(attempt_timeout: float) -> list[str]:
+            result = self._admin.list_consumer_groups(request_timeout=attempt_timeout)
+            groups = result.result(timeout=attempt_timeout + 1)
+            if groups.errors:  # a broker did not answer: ask them all again
+                first = groups.errors[0]
+                raise first if isinstance(first, KafkaException) else KafkaException(first)
+            return [g.group_id for g in groups.valid]
+
+        groups = self._retrying(listing, "listing consumer groups", timeout)
+        return sorted(g for g in groups if g.startswith(prefix))
+
+    def describe_groups(
+        self, groups: list[str], timeout: float = 5.0
+    ) -> dict[str, GroupDescription]:
+        """State and members (with their assigned partitions) of each group; a group that does
+        not exist is DEAD with no member."""
+        if not groups:
+            return {}
+
+        def describe(attempt_timeout: float) -> dict[str, GroupDescription]:
+            futures = self._admin.describe_consumer_groups(
+                list(groups), request_timeout=attempt_timeout
+            )
+            return {g: _group(g, futures[g].result(timeout=attempt_timeout + 1)) for g in groups}
+
+        return self._retrying(describe, f"describing groups {', '.join(groups)}", timeout)  # type: ignore[no-any-return]
+
+    def committed_offsets(self, group: str, timeout: float = 5.0) -> dict[tuple[str, int], int]:
+        """The offsets `group` committed, by (topic, partition) (none for an unknown group)."""
+
+        def committed(attempt_timeout: float) -> dict[tuple[str, int], int]:
+            request = [ConsumerGroupTopicPartitions(group)]
+            futures = self._admin.list_consumer_group_offsets(
+                request, request_timeout=attempt_timeout
+            )
+            answer = futures[group].result(timeout=attempt_timeout + 1)
+            found: dict[tuple[str, int], int] = {}
+            for tp in answer.topic_partitions or []:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+                if tp.offset >= 0:
+                    found[(tp.topic, tp.partition)] = tp.offset
+            return found
+
+        return self._retrying(committed, f"reading the offsets of group {group}", timeout)  # type: ignore[no-any-return]
+
+    def end_offsets(
+        self, partitions: list[tuple[str, int]], timeout: float = 5.0
+    ) -> dict[tuple[str, int], int]:
+        """The last stable offset (what a read_committed consumer reaches) of each
+        (topic, partition), in one batched request."""
+        if not partitions:
+            return {}
+
+        def ends(attempt_timeout: float) -> dict[tuple[str, int], int]:
+            futures = self._admin.list_offsets(
+                {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions},
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                request_timeout=attempt_timeout,
+            )
+            return {
+                (tp.topic, tp.partition): future.result(attempt_timeout + 1).offset
+                for tp, future in futures.items()
+            }
+
+        return self._retrying(ends, "reading end offsets", timeout)  # type: ignore[no-any-return]
 
     # -- topics ----------------------------------------------------------------------------------
 
@@ -353,6 +448,16 @@ def _served(metadata: Any, topic: str) -> bool:
     if found is None or found.error is not None or not found.partitions:
         return False
     return all(p.leader >= 0 and p.error is None for p in found.partitions.values())
+
+
+def _group(group: str, description: Any) -> GroupDescription:
+    members = []
+    for member in description.members or []:
+        assigned = member.assignment.topic_partitions if member.assignment else []
+        partitions = tuple(sorted((tp.topic, tp.partition) for tp in assigned))
+        members.append(GroupMember(member.member_id, member.client_id, member.host, partitions))
+    state = getattr(description.state, "name", str(description.state))
+    return GroupDescription(group, state, tuple(sorted(members, key=lambda m: m.partitions)))
 
 
 def _config_fits(key: str, value: str | None, wanted: str) -> bool:
