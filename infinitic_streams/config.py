@@ -20,6 +20,10 @@
     [dashboard]
     token = "a long random string"      # required to serve the dashboard off loopback
 
+    [metrics]
+    port = 9464                         # /metrics, /healthz, /readyz of workers (default: none)
+    host = "0.0.0.0"                    # the address that port listens on
+
 `$INFINITIC_KAFKA`, when set, replaces `bootstrap.servers`.
 """
 
@@ -32,12 +36,16 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.payload import DEFAULT_MAX_PAYLOAD_BYTES
 
-TOP_LEVEL_KEYS = ("namespace", "partitions", "max_payload_bytes", "kafka", "worker", "dashboard")
+T = TypeVar("T")
+TOP_LEVEL_KEYS = (
+    *("namespace", "partitions", "max_payload_bytes", "kafka"),
+    *("worker", "dashboard", "metrics"),
+)
 
 
 class ConfigError(InfiniticError):
@@ -62,6 +70,12 @@ class DashboardConfig:
 
 
 @dataclass
+class MetricsConfig:
+    port: int | None = None  # a worker serves /metrics, /healthz, /readyz on it
+    host: str = "0.0.0.0"
+
+
+@dataclass
 class InfiniticConfig:
     kafka: dict[str, Any]
     namespace: str = "default"
@@ -69,6 +83,7 @@ class InfiniticConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @classmethod
     def load(cls, path: str | Path = "infinitic.toml") -> InfiniticConfig:
@@ -85,24 +100,24 @@ class InfiniticConfig:
             kafka["bootstrap.servers"] = bootstrap
         if "bootstrap.servers" not in kafka:
             raise ConfigError(f'{path}: set "bootstrap.servers" under [kafka]')
-        worker_table = raw.get("worker", {})
-        if not isinstance(worker_table, dict):
-            raise ConfigError(f"{path}: [worker] must be a table")
-        check_keys(path, worker_table, [f.name for f in fields(WorkerConfig)], "in [worker]")
-        worker = WorkerConfig(**worker_table)
-        dashboard_table = raw.get("dashboard", {})
-        if not isinstance(dashboard_table, dict):
-            raise ConfigError(f"{path}: [dashboard] must be a table")
-        known = [f.name for f in fields(DashboardConfig)]
-        check_keys(path, dashboard_table, known, "in [dashboard]")
         return cls(
             kafka,
             raw.get("namespace", "default"),
             raw.get("partitions", 8),
-            worker,
+            _table(path, raw, "worker", WorkerConfig),
             raw.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
-            DashboardConfig(**dashboard_table),
+            _table(path, raw, "dashboard", DashboardConfig),
+            _table(path, raw, "metrics", MetricsConfig),
         )
+
+
+def _table(path: Path, raw: dict[str, Any], name: str, cls: type[T]) -> T:
+    """The `[name]` table as `cls` (a dataclass): misspelt keys are errors."""
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    check_keys(path, table, [f.name for f in fields(cls)], f"in [{name}]")  # type: ignore[arg-type]
+    return cls(**table)
 
 
 def check_keys(path: Path, table: dict[str, Any], known: Sequence[str], where: str) -> None:

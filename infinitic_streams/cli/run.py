@@ -49,20 +49,44 @@ from infinitic_streams.local_kafka.provision import LocalKafkaError, default_cac
 if TYPE_CHECKING:
     from infinitic_streams.worker.worker import Worker
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        metavar="PORT",
+        envvar="INFINITIC_METRICS_PORT",
+        help="Serve /metrics, /healthz and /readyz on this port (default: [metrics] port; none).",
+    ),
+]
+InstanceId = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        envvar="INFINITIC_INSTANCE_ID",
+        help="Stable name of this process among the engines (its Kafka transactional.id), "
+        "e.g. a StatefulSet pod's name (default: [worker] instance_id, else one kept in the "
+        "state directory).",
+    ),
+]
+
 
 def engine(
     namespace: Namespace = None,
     bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    metrics_port: MetricsPort = None,
+    instance_id: InstanceId = None,
     log_level: LogLevel = "INFO",
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Run the workflow engine (no service) until SIGTERM or Ctrl-C."""
+    """Run the workflow engine (no service) and the visibility index until SIGTERM or Ctrl-C."""
     configure_logging(log_level, log_format)
     settings = with_options(load_config(config), config, namespace, bootstrap)
     names = require_workflows(settings, config, "the engine runs workflow code")
     address = require_kafka(settings, config)
-    worker = _worker(config, settings, {"services": [], "engine": True})
+    options = {"services": [], "engine": True, **_process(metrics_port, instance_id)}
+    worker = _worker(config, settings, options)
     _announce(settings, address, sorted(names), [])
     _run(worker)
 
@@ -71,6 +95,8 @@ def worker(
     namespace: Namespace = None,
     bootstrap: Bootstrap = None,
     config: ConfigPath = DEFAULT_CONFIG,
+    metrics_port: MetricsPort = None,
+    instance_id: InstanceId = None,
     log_level: LogLevel = "INFO",
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
@@ -81,7 +107,7 @@ def worker(
     settings = with_options(load_config(config), config, namespace, bootstrap)
     names = _check_runnable(settings, config, settings.worker.engine)
     address = require_kafka(settings, config)
-    worker = _worker(config, settings, {})
+    worker = _worker(config, settings, _process(metrics_port, instance_id))
     _announce(settings, address, names if settings.worker.engine else None, worker.services)
     _run(worker)
 
@@ -151,6 +177,12 @@ def _check_runnable(settings: InfiniticConfig, path: Path, with_engine: bool) ->
             '(e.g. services = ["myapp.services:MyServiceImpl"]).'
         )
     return names
+
+
+def _process(metrics_port: int | None, instance_id: str | None) -> dict[str, Any]:
+    """The Worker settings the command line gives over the configuration's."""
+    given = {"metrics_port": metrics_port, "instance_id": instance_id}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _worker(path: Path, settings: InfiniticConfig, overrides: dict[str, Any]) -> Worker:

@@ -37,7 +37,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infinitic_streams.definitions import workflow_spec
 from infinitic_streams.engine import (
@@ -72,6 +72,9 @@ from infinitic_streams.protocol import TaskFailed as TaskFailedMessage
 from infinitic_streams.streams import Context, Timer
 from infinitic_streams.topics import Topics
 
+if TYPE_CHECKING:
+    from infinitic_streams.engine.metrics import EngineMetrics
+
 __all__ = ["DEFAULT_RETENTION_S", "ExecutionCache", "UnknownMessage", "UnknownWorkflow"]
 __all__ += ["WorkflowEngine"]
 
@@ -94,6 +97,7 @@ class WorkflowEngine:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     # Produce each recorded event to the events topic (what `list()` and the dashboard read).
     publish_events: bool = True
+    metrics: EngineMetrics | None = None  # None: nothing counted (unit tests)
 
     def __post_init__(self) -> None:
         self.cache = ExecutionCache(self.cache_size)

@@ -52,5 +52,10 @@ def cached_or_replayed(
     replay, whose step (new commands, an outcome) the caller carries out."""
     cached = engine.cache.get(state.workflow_id, state.history_size)
     if cached is not None:
+        if engine.metrics is not None:
+            engine.metrics.cache_hit(ctx)
         return cached, None
-    return replay(engine, state, storage.read_history(ctx, state))
+    history = storage.read_history(ctx, state)
+    if engine.metrics is not None:
+        engine.metrics.replay(ctx, len(history))
+    return replay(engine, state, history)

@@ -36,6 +36,8 @@ def received(engine: WorkflowEngine, ctx: Context, message: SendSignal, now: int
             f"refused: {text}"
         )
         _answer(engine, ctx, message, SignalAnswer(False, error_type, text))
+        if engine.metrics is not None:  # a workflow that is not known has no name to count
+            engine.metrics.signal(ctx, state.workflow_name if state else "", "refused")
         return
     assert state is not None
     event = s.SignalReceived(

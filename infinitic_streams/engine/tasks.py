@@ -71,6 +71,7 @@ def completed(
         return None  # a duplicate, or a result that came after the workflow completed
     state, task = found
     _finish(ctx, state.workflow_id, task)
+    _count(engine, ctx, task, "completed")
     result = message.result.data.decode()
     return Facts(state, [s.TaskSucceeded(now, task.seq, message.attempt, result)])
 
@@ -146,6 +147,7 @@ def _attempt_failed(
     delay = task.retry.policy().delay_after(task.attempt, engine.rng) if retryable else None
     attempt_failed = s.AttemptFailed(now, task.seq, task.attempt, error, delay)
     _log_attempt(state, task, error, retryable, delay)
+    _count(engine, ctx, task, "failed" if delay is None else "retried")
     if delay is not None:
         task.waiting_retry = True
         storage.save_task(ctx, workflow_id, task)
@@ -196,6 +198,11 @@ def _log_attempt(
             "workflow_name": state.workflow_name,
         },
     )
+
+
+def _count(engine: WorkflowEngine, ctx: Context, task: TaskState, outcome: str) -> None:
+    if engine.metrics is not None:
+        engine.metrics.task(ctx, task.service, task.method, outcome)
 
 
 def _finish(ctx: Context, workflow_id: str, task: TaskState) -> None:

@@ -94,6 +94,13 @@ class StreamApp:
             return []
         return sorted(n for n, p in list(partitions.assigned.items()) if p.ready)
 
+    @property
+    def ready(self) -> bool:
+        """Joined its group and restored every partition it was given (what a readiness
+        probe asks); a member given no partition is ready too."""
+        partitions: Partitions | None = getattr(self, "partitions", None)
+        return partitions is not None and partitions.joined and partitions.restoring == 0
+
     def run(self, stop_signals: bool = True) -> None:
         """Process until `stop()`, or SIGTERM or SIGINT (unless `stop_signals` is False: the
         caller handles them); then shut down cleanly."""
@@ -190,6 +197,10 @@ class StreamApp:
             self.metrics,
             self._log,
             config.revoke_timeout_s,
+        )
+        partitions_of = self.partitions
+        self.metrics.track_partitions(
+            lambda: len(partitions_of.assigned), lambda: partitions_of.restoring
         )
         self.consumer.subscribe(
             list(self.processor.input_topics),
@@ -291,7 +302,7 @@ class StreamApp:
         try:
             value = self.processor.decode(key, raw)
         except Exception as exc:
-            self._dead_letter(message, f"undecodable input: {exc!r}")
+            self._dead_letter(message, f"undecodable input: {exc!r}", "undecodable")
         else:
             record = Record(
                 topic, number, offset, key, value, message.timestamp()[1], message.headers() or []
@@ -307,10 +318,11 @@ class StreamApp:
                 self._dead_letter(
                     message,
                     f"{self.processor.name} failed on this input:\n{traceback.format_exc()}",
+                    "error",
                 )
             else:
                 if context.dead_letter_reason is not None:
-                    self._dead_letter(message, context.dead_letter_reason)
+                    self._dead_letter(message, context.dead_letter_reason, "refused")
                 self._apply(partition, context)
         self.checkpoint.consumed(topic, number, offset)
         return True
@@ -338,12 +350,14 @@ class StreamApp:
 
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
+        self.checkpoint.on_commit += context.on_commit
         for output in context.outputs:
             self.producer.produce(
                 output.topic, output.key, output.value, output.headers, output.partition
             )
 
-    def _dead_letter(self, message: Message, reason: str) -> None:
+    def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
+        """`kind` (undecodable, error, refused, timer) labels the dead-letter metric."""
         dead = DeadLetter(
             reason=reason,
             source_topic=message.topic(),
@@ -353,11 +367,11 @@ class StreamApp:
             value=message.value(),
             headers=list(message.headers() or []),
         )
-        self._produce_dead_letter(dead)
+        self._produce_dead_letter(dead, kind)
 
-    def _produce_dead_letter(self, dead: DeadLetter) -> None:
+    def _produce_dead_letter(self, dead: DeadLetter, kind: str) -> None:
         self.producer.produce(self.dlq_topic, dead.key, dead.value, dead.record_headers())
-        self.metrics.dead_letters.inc()
+        self.checkpoint.on_commit.append(lambda: self.metrics.dead_letter(kind))
         logger.warning(
             "%s: dead-lettered %s to %s: %s",
             self.processor.name,
@@ -414,7 +428,7 @@ class StreamApp:
                 key=timer.key,
                 value=payload,
             )
-            self._produce_dead_letter(dead)
+            self._produce_dead_letter(dead, "timer")
             partition.transaction.update(
                 {TIMERS: {timers_key: None}, TIMER_INDEX: {timer.key: None}}
             )

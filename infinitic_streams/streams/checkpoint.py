@@ -56,6 +56,7 @@ class Checkpoint:
         self._aborts_in_a_row = 0
         self._fencings: list[float] = []
         self._delivery_errors: list[str] = []
+        self.on_commit: list[Callable[[], None]] = []  # run once the transaction committed
 
     @property
     def pending(self) -> bool:
@@ -112,6 +113,8 @@ class Checkpoint:
             self.committed[(offset.topic, offset.partition)] = offset.offset
         self._metrics.batch_size.observe(self.count)
         self._metrics.commit_latency.observe(time.monotonic() - started)
+        for action in self.on_commit:
+            action()
         self._reset()
         self._aborts_in_a_row = 0
         return True
@@ -210,6 +213,7 @@ class Checkpoint:
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
     def _reset(self) -> None:
+        self.on_commit = []
         self.offsets.clear()
         self.touched.clear()
         self.count = 0

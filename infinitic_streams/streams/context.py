@@ -6,6 +6,7 @@ when the handler returns: a handler that raises leaves no trace (its input is de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from infinitic_streams.streams.processor import DEFAULT_STORE
@@ -38,6 +39,7 @@ class Context:
         self.changes: dict[str, dict[bytes, bytes | None]] = {}
         self.outputs: list[Output] = []
         self.dead_letter_reason: str | None = None
+        self.on_commit: list[Callable[[], None]] = []
 
     def get(self, key: bytes, store: str = DEFAULT_STORE) -> bytes | None:
         entries = self.changes.get(store)
@@ -90,6 +92,11 @@ class Context:
         """Produce a message, in the same transaction as the state changes (to `partition`,
         or by key when it is -1)."""
         self.outputs.append(Output(topic, key, value, headers, partition))
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the transaction holding this handler's work has committed (never
+        if it aborts): for effects that must happen once, such as counting in metrics."""
+        self.on_commit.append(action)
 
     def dead_letter(self, reason: str) -> None:
         """Send the input to the dead-letter topic with `reason`, as if the handler had failed,

@@ -7,6 +7,7 @@ one registry (the default, process-wide one unless told otherwise).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -28,6 +29,8 @@ class _Families:
     store_keys: Gauge
     timers_pending: Gauge
     lag: Gauge
+    partitions_assigned: Gauge
+    partitions_restoring: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> _Families:
@@ -62,7 +65,10 @@ class _Families:
                 registry=registry,
             ),
             dead_letters=Counter(
-                "infinitic_dead_letters", "Inputs sent to the DLQ.", APP, registry=registry
+                "infinitic_dead_letters",
+                "Inputs sent to the DLQ, by kind (undecodable, error, refused, timer).",
+                [*APP, "reason"],
+                registry=registry,
             ),
             timers_fired=Counter("infinitic_timers_fired", "Timers fired.", APP, registry=registry),
             store_keys=Gauge(
@@ -81,6 +87,18 @@ class _Families:
                 "infinitic_consumer_lag",
                 "Input messages not yet processed (sum over input topics).",
                 PARTITION,
+                registry=registry,
+            ),
+            partitions_assigned=Gauge(
+                "infinitic_partitions_assigned",
+                "Partitions this process owns.",
+                APP,
+                registry=registry,
+            ),
+            partitions_restoring=Gauge(
+                "infinitic_partitions_restoring",
+                "Partitions assigned and not restored yet (their input waits).",
+                APP,
                 registry=registry,
             ),
         )
@@ -106,8 +124,15 @@ class StreamMetrics:
         self.aborts = families.aborts.labels(*self._app)
         self.restore_records = families.restore_records.labels(*self._app)
         self.restore_seconds = families.restore_seconds.labels(*self._app)
-        self.dead_letters = families.dead_letters.labels(*self._app)
         self.timers_fired = families.timers_fired.labels(*self._app)
+
+    def dead_letter(self, kind: str) -> None:
+        self._families.dead_letters.labels(*self._app, kind).inc()
+
+    def track_partitions(self, assigned: Callable[[], int], restoring: Callable[[], int]) -> None:
+        """Read the partition counts when scraped."""
+        self._families.partitions_assigned.labels(*self._app).set_function(assigned)
+        self._families.partitions_restoring.labels(*self._app).set_function(restoring)
 
     def partition(self, partition: int, keys: int, timers: int, lag: int) -> None:
         labels = (*self._app, str(partition))

@@ -55,6 +55,7 @@ class Partitions:
         self._log = log
         self._revoke_timeout_s = revoke_timeout_s
         self.assigned: dict[int, AssignedPartition] = {}
+        self.joined = False  # an assignment came (even an empty one): the group has us
         self._pending: list[TopicPartition] = []
         self._backoff = Backoff(first=0.2, cap=5.0)
         self._next_try = 0.0
@@ -64,6 +65,13 @@ class Partitions:
         """Partitions assigned but not opened yet."""
         return bool(self._pending)
 
+    @property
+    def restoring(self) -> int:
+        """Partitions assigned and not ready yet (not opened, or restoring)."""
+        opening = {tp.partition for tp in self._pending}
+        waiting = {n for n, p in self.assigned.items() if not p.ready}
+        return len(opening | waiting)
+
     def transactions(self) -> dict[int, PartitionTransaction]:
         return {number: p.transaction for number, p in self.assigned.items()}
 
@@ -71,6 +79,7 @@ class Partitions:
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
         """Take the partitions paused: they are opened by the main loop."""
+        self.joined = True
         self._consumer.assign(partitions)
         if partitions:
             self._consumer.pause(partitions)
@@ -98,6 +107,7 @@ class Partitions:
             except ProducerFenced as fenced:
                 self._checkpoint.fenced(self.transactions(), str(fenced))
         self._pending = []
+        self.joined = False  # until the group assigns again
         lost = sorted({tp.partition for tp in partitions})
         self.close(lost)
         if lost:

@@ -41,6 +41,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from prometheus_client import REGISTRY, CollectorRegistry
+
 from infinitic_streams import payload
 from infinitic_streams.definitions import ServiceSpec, service_spec
 from infinitic_streams.errors import PayloadTooLarge, SerializationError
@@ -62,6 +64,7 @@ from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.offsets import OffsetTracker
 from infinitic_streams.worker.task_context import TaskContext, set_task_context
+from infinitic_streams.worker.task_metrics import CANCELED, FAILED, SUCCEEDED, TaskMetrics
 
 logger = logging.getLogger("infinitic_streams.worker")
 COMMIT_INTERVAL_S = 0.2
@@ -77,6 +80,7 @@ class ServiceWorker:
         topics: Topics,
         concurrency: int = 16,
         failure_level: int = logging.INFO,
+        registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.implementation = implementation
         self.spec: ServiceSpec = service_spec(implementation)
@@ -101,6 +105,9 @@ class ServiceWorker:
         # Tasks running now, by task id: their context, and the future of an async one.
         self._active: dict[str, tuple[TaskContext, Future[Any] | None]] = {}
         self._done = self._failed_attempts = 0
+        self._started: dict[str, float] = {}  # monotonic start of each running task, by id
+        self.metrics = TaskMetrics(topics.namespace, self.spec.name, concurrency, registry)
+        self.joined = False  # the group assigned partitions to it (maybe none): ready
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set; then finish running tasks and commit. Raises what
@@ -155,7 +162,8 @@ class ServiceWorker:
         position = (message.topic(), message.partition(), message.offset())
         self._offsets.started(*position)
         try:
-            task = decode(message.value()).message
+            envelope = decode(message.value())
+            task = envelope.message
             if isinstance(task, CancelTask):
                 self._cancel(task)
                 self._offsets.finished(*position)
@@ -167,6 +175,8 @@ class ServiceWorker:
             return
         with self._lock:
             self._running += 1
+        self._started[task.task_id] = time.monotonic()
+        self.metrics.started(task.method_name, time.time() - envelope.sent_at_ms / 1000)
         context = _context_of(task)
         method = getattr(self.implementation, task.method_name, None)
         if method is not None and inspect.iscoroutinefunction(method):
@@ -302,6 +312,8 @@ class ServiceWorker:
             return _envelope(self._failed(task, error))
 
         self._active.pop(task.task_id, None)
+        started = self._started.pop(task.task_id, time.monotonic())
+        self.metrics.finished(task.method_name, _outcome_name(result), time.monotonic() - started)
         key = task.workflow_id.encode()
         fallback = refused if isinstance(result, TaskCompleted) else None
         self._send(self.topics.engine, key, value, position, fallback=fallback)
@@ -378,6 +390,7 @@ class ServiceWorker:
             self._offsets.uncommitted(offsets)  # the next commit tries again
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        self.joined = True
         if partitions:
             logger.info(
                 "service %s: partitions assigned: %s",
@@ -439,6 +452,12 @@ def _outcome(
         ),
         retryable=False,
     )
+
+
+def _outcome_name(result: TaskCompleted | TaskFailed) -> str:
+    if isinstance(result, TaskCompleted):
+        return SUCCEEDED
+    return CANCELED if result.error.type_name == "CancelledError" else FAILED
 
 
 class UnknownMethod(Exception):

@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from infinitic_streams.config import InfiniticConfig, import_object
 from infinitic_streams.definitions import workflow_spec
 from infinitic_streams.engine.engine import WorkflowEngine
+from infinitic_streams.engine.metrics import EngineMetrics
 from infinitic_streams.engine.processor import EngineProcessor
 from infinitic_streams.kafka.admin import Admin
 from infinitic_streams.kafka.errors import KafkaUnavailable
@@ -33,6 +34,7 @@ from infinitic_streams.streams import RetryLater, StreamApp, StreamConfig
 from infinitic_streams.streams.signals import stop_on_signals
 from infinitic_streams.topics import Topics
 from infinitic_streams.visibility.processor import VisibilityProcessor
+from infinitic_streams.worker.endpoint import MetricsEndpoint
 from infinitic_streams.worker.service_worker import ServiceWorker
 
 logger = logging.getLogger("infinitic_streams.worker")
@@ -55,6 +57,8 @@ class Worker:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         instance_id: str | None = None,
         visibility: bool = True,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
     ) -> None:
         if not engine and not services:
             raise ValueError("a Worker needs services, or engine=True, or both")
@@ -64,7 +68,7 @@ class Worker:
         # With the engine here, it logs each failed attempt with its retry decision.
         failure_level = logging.DEBUG if engine else logging.INFO
         self.services = [
-            ServiceWorker(impl, self.kafka, self.topics, concurrency, failure_level)
+            ServiceWorker(impl, self.kafka, self.topics, concurrency, failure_level, registry)
             for impl in services
         ]
         self.workflow_names = sorted(workflow_spec(w).name for w in workflows)
@@ -78,6 +82,7 @@ class Worker:
                 cache_size=cache_size,
                 ensure_topic=TopicCreator(self.kafka, self.topics),
                 max_payload_bytes=max_payload_bytes,
+                metrics=EngineMetrics(namespace, registry),
             )
             config = StreamConfig(
                 kafka=self.kafka,
@@ -92,6 +97,9 @@ class Worker:
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
             if visibility:  # beside the engine, on the events its engines write
                 self.visibility_app = StreamApp(VisibilityProcessor(self.topics), config, registry)
+        self.registry = registry
+        self.metrics_address = None if metrics_port is None else (metrics_host, metrics_port)
+        self.endpoint: MetricsEndpoint | None = None  # serving while the worker runs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -114,6 +122,8 @@ class Worker:
             "max_payload_bytes": config.max_payload_bytes,
             "instance_id": worker.instance_id,
             "visibility": worker.visibility,
+            "metrics_port": config.metrics.port,
+            "metrics_host": config.metrics.host,
             **overrides,
         }
         if "services" not in settings:
@@ -130,6 +140,30 @@ class Worker:
 
     def _run(self) -> None:
         logger.info("worker starting: %s", self.summary())
+        if self.metrics_address is not None:
+            self.endpoint = MetricsEndpoint(*self.metrics_address, self.registry, self.not_ready)
+            self.endpoint.start()
+        try:
+            self._run_parts()
+        finally:
+            if self.endpoint is not None:
+                self.endpoint.stop()
+
+    def not_ready(self) -> str | None:
+        """Why the worker does not process its input yet (None: it does): what `/readyz`
+        says. Ready once its stream apps have joined their groups and restored their
+        partitions, and its service workers have joined theirs."""
+        if self._stop.is_set():
+            return "stopping"
+        for name, app in (("engine", self.app), ("visibility index", self.visibility_app)):
+            if app is not None and not app.ready:
+                return f"the {name} has not joined its group or restored its partitions"
+        for service in self.services:
+            if not service.joined:
+                return f"service {service.spec.name} has not joined its group"
+        return None
+
+    def _run_parts(self) -> None:
         if not self._ensure_topics():
             logger.info("worker stopped before Kafka answered")
             return
