@@ -26,6 +26,7 @@ from infinitic_streams.definitions import workflow_spec
 from infinitic_streams.engine.engine import WorkflowEngine
 from infinitic_streams.engine.metrics import EngineMetrics
 from infinitic_streams.engine.processor import EngineProcessor
+from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.admin import Admin
 from infinitic_streams.kafka.errors import KafkaUnavailable
 from infinitic_streams.kafka.settings import bootstrap_of
@@ -141,7 +142,14 @@ class Worker:
     def _run(self) -> None:
         logger.info("worker starting: %s", self.summary())
         if self.metrics_address is not None:
-            self.endpoint = MetricsEndpoint(*self.metrics_address, self.registry, self.not_ready)
+            host, port = self.metrics_address
+            try:
+                self.endpoint = MetricsEndpoint(host, port, self.registry, self.not_ready)
+            except OSError as error:
+                raise InfiniticError(
+                    f"cannot serve metrics on {host}:{port}: {error.strerror}. Choose another "
+                    "port (--metrics-port, [metrics] port) or stop what uses it."
+                ) from None
             self.endpoint.start()
         try:
             self._run_parts()
