@@ -43,9 +43,10 @@ import inspect
 import itertools
 import json
 import math
+import re
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from types import NoneType, UnionType
 from typing import Any, NoReturn
@@ -202,6 +203,26 @@ def _micros(v: timedelta) -> int:
 
 
 _NONE = _native("None", (NoneType,), (NoneType,))
+_SUB_SECOND_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})$")
+
+
+def _from_iso(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`fromisoformat`, keeping the microseconds of a UTC offset (Python 3.11 drops them)."""
+
+    def decode(text: str) -> Any:
+        value = parse(text)
+        match = _SUB_SECOND_OFFSET.search(text)
+        if match is None:
+            return value
+        sign, hours, minutes, seconds, micros = match.groups()
+        offset = timedelta(
+            hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros)
+        )
+        return value.replace(tzinfo=timezone(-offset if sign == "-" else offset))
+
+    return decode
+
+
 _FLOAT = _Codec("float", _float_encode, _float_decode, (float,), frozenset({float, str}))
 _SCALARS: dict[type, _Codec] = {
     str: _native("str", (str,), (str,)),
@@ -214,9 +235,9 @@ _SCALARS: dict[type, _Codec] = {
         lambda b: base64.b64encode(b).decode(),
         lambda s: base64.b64decode(s, validate=True),
     ),
-    datetime: _leaf(datetime, str, datetime.isoformat, datetime.fromisoformat),
+    datetime: _leaf(datetime, str, datetime.isoformat, _from_iso(datetime.fromisoformat)),
     date: _leaf(date, str, date.isoformat, date.fromisoformat),
-    time: _leaf(time, str, time.isoformat, time.fromisoformat),
+    time: _leaf(time, str, time.isoformat, _from_iso(time.fromisoformat)),
     timedelta: _leaf(timedelta, int, _micros, lambda us: timedelta(microseconds=us)),
     UUID: _leaf(UUID, str, str, UUID),
     Decimal: _leaf(Decimal, str, str, Decimal),

@@ -624,3 +624,14 @@ def test_huge_and_circular_values() -> None:
     loop.append(loop)
     assert fails(lambda: encode(loop)).type_name == "list"
     assert fails(lambda: encode(10**5000, int)).type_name == "int"
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(microseconds=1), -timedelta(hours=5, seconds=7, microseconds=3)]
+)
+def test_a_utc_offset_with_microseconds_round_trips(offset: timedelta) -> None:
+    """Python 3.11's fromisoformat drops the microseconds of an offset: the codec keeps them."""
+    zone = timezone(offset)
+    for value in (time(1, 2, 3, 4, tzinfo=zone), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=zone)):
+        decoded = round_trip(value)
+        assert decoded == value and decoded.utcoffset() == offset  # type: ignore[union-attr]
