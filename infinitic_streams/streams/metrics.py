@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 APP = ["namespace", "processor"]
 PARTITION = [*APP, "partition"]
+DEAD_LETTER_KINDS = ("undecodable", "error", "refused", "timer")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class StreamMetrics:
         self.restore_records = families.restore_records.labels(*self._app)
         self.restore_seconds = families.restore_seconds.labels(*self._app)
         self.timers_fired = families.timers_fired.labels(*self._app)
+        for kind in DEAD_LETTER_KINDS:  # at 0 from the start: increase() sees the first one
+            families.dead_letters.labels(*self._app, kind)
 
     def dead_letter(self, kind: str) -> None:
         self._families.dead_letters.labels(*self._app, kind).inc()
