@@ -113,6 +113,12 @@ class StreamApp:
                         self._step()
                     except ProducerFenced as fenced:
                         self.checkpoint.fenced(self.partitions.transactions(), str(fenced))
+                    except KafkaUnavailable as error:
+                        if not self._stop.is_set():
+                            raise
+                        # Stopping bounds the wait for Kafka: the uncommitted work is redone
+                        # by the next owner of the partitions.
+                        logger.warning("%s: stopping without Kafka: %s", self.processor.name, error)
             finally:
                 self._shutdown()
 
