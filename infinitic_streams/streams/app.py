@@ -31,7 +31,12 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.admin import Admin, TopicSpec
 from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
-from infinitic_streams.kafka.errors import KafkaUnavailable, ProducerFenced
+from infinitic_streams.kafka.errors import (
+    KafkaRequestError,
+    KafkaUnavailable,
+    ProducerFenced,
+    TransactionAborted,
+)
 from infinitic_streams.kafka.producer import TransactionalProducer
 from infinitic_streams.streams.checkpoint import Checkpoint
 from infinitic_streams.streams.config import StreamConfig
@@ -118,7 +123,7 @@ class StreamApp:
                             raise
                         # Stopping bounds the wait for Kafka: the uncommitted work is redone
                         # by the next owner of the partitions.
-                        logger.warning("%s: stopping without Kafka: %s", self.processor.name, error)
+                        self.checkpoint.drop(self.partitions.transactions(), str(error))
             finally:
                 self._shutdown()
 
@@ -224,7 +229,8 @@ class StreamApp:
         try:
             if self.checkpoint.pending:
                 self._commit()
-        except (ProducerFenced, KafkaUnavailable) as error:  # the work is redone elsewhere
+        except (ProducerFenced, KafkaUnavailable, KafkaRequestError, TransactionAborted) as error:
+            # the work is redone by the next owner
             logger.warning(
                 "%s: could not commit the last work while stopping (it is redone by the next "
                 "owner of its partitions): %s",

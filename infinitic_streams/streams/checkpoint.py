@@ -135,6 +135,15 @@ class Checkpoint:
         if self._aborts_in_a_row > 1:  # the cluster keeps refusing: give it time
             time.sleep(min(0.1 * 2 ** (self._aborts_in_a_row - 2), MAX_ABORT_BACKOFF_S))
 
+    def drop(self, transactions: dict[int, PartitionTransaction], reason: str) -> None:
+        """Stopping without Kafka: forget the open transaction's work without a word to Kafka
+        (its coordinator aborts it, or the next instance with this transactional.id fences
+        it); the partitions' next owner redoes it."""
+        self._log(f"dropping the uncommitted work while stopping: {reason}")
+        for transaction in transactions.values():
+            transaction.clear()
+        self._reset()
+
     def fenced(self, transactions: dict[int, PartitionTransaction], reason: str) -> None:
         """The producer was fenced (its open transaction is gone): drop the buffered changes,
         renew the producer, rewind the consumer to the committed offsets to redo the work.

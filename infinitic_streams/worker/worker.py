@@ -39,6 +39,7 @@ from infinitic_streams.worker.endpoint import MetricsEndpoint
 from infinitic_streams.worker.service_worker import ServiceWorker
 
 logger = logging.getLogger("infinitic_streams.worker")
+INDEX_STOP_S = 30.0  # how long a stopping worker waits for its visibility index
 
 
 class Worker:
@@ -179,8 +180,10 @@ class Worker:
             threading.Thread(target=self._serve, args=(s,), name=f"service {s.spec.name}")
             for s in self.services
         ]
-        if self.visibility_app is not None:
-            threads.append(threading.Thread(target=self._serve_visibility, name="visibility"))
+        index = None
+        if self.visibility_app is not None:  # a daemon: a stop never waits on it past a bound
+            index = threading.Thread(target=self._serve_visibility, name="visibility", daemon=True)
+            index.start()
         for thread in threads:
             thread.start()
         try:
@@ -194,6 +197,14 @@ class Worker:
             self._stop.set()
             for thread in threads:
                 thread.join()
+            if index is not None:
+                index.join(INDEX_STOP_S)
+                if index.is_alive():  # a librdkafka call that outlives its timeout, no broker
+                    logger.warning(
+                        "the visibility index still stops after %.0f s: leaving it (its "
+                        "uncommitted work is redone by the next owner)",
+                        INDEX_STOP_S,
+                    )
         if self._error is not None:
             logger.info(
                 "worker stopped on an error: %s: %s", type(self._error).__name__, self._error
