@@ -4,12 +4,16 @@
                                    [--short-steps S] [--fanout W] [--long-steps S]
                                    [--signal-steps S] [--child-steps S]
                                    [--concurrency C] [--kafka KEY=VALUE ...]
-                                   [--stream FIELD=VALUE ...] [--verbose]
+                                   [--stream FIELD=VALUE ...] [--layout single|processes]
+                                   [--verbose]
 
-Everything runs in this process against one broker (default: $INFINITIC_KAFKA, else
-127.0.0.1:9092), in a fresh namespace `bench-wf-<uuid8>` whose topics and consumer groups are
-deleted at the end. A `Worker` (engine + one service worker, its own metrics registry, a temp
-state dir) runs in a background thread, an `InfiniticClient` dispatches. The service is a no-op:
+One broker (default: $INFINITIC_KAFKA, else 127.0.0.1:9092), a fresh namespace
+`bench-wf-<uuid8>` whose topics and consumer groups are deleted at the end. `--layout single`
+(the default): everything runs in this process: a `Worker` (engine + visibility index + one
+service worker, its own metrics registry, a temp state dir) in a background thread, an
+`InfiniticClient` dispatches. `--layout processes`, as pods would run it: the engine (+ the
+visibility index) and the service worker each in its own process (layout.py; the benchmark
+reads the engine's /metrics), and this process is the client. The service is a no-op:
 `echo(x)` returns x at once, so what is measured is the engine, the service worker and Kafka.
 A task step (one task completed) costs two Kafka hops: engine -> service worker, inside the
 engine's exactly-once transaction, then worker -> engine, a plain idempotent produce.
@@ -57,12 +61,21 @@ last message:
 (i)  sequential: 1 chain x 200 round trips: floor_ms_per_step, to compare with (b);
 (ii) concurrent: 200 chains x 10 round trips: floor_steps_per_s, to compare with (a).
 `--kafka` settings reach the floor's clients as they reach the Worker's.
+Plain floor: the same two loops and measures without transactions (idempotent producers,
+read_uncommitted consumers, offsets committed every 200 ms; a chain ends when the engine loop
+reads its last message): the latency limit of Kafka on the box.
+
+CPU: each run's CPU time (/proc/<pid>/stat, user + system) of every process taking part: this
+one, the engine's and the worker's, and the broker's when it runs on this machine (found by its
+port), per step. The floors run in this process, in both layouts. Peak RSS (VmHWM) of each
+process, read after the runtime's measures, before the floors.
 
 Progress goes to stderr; stdout gets a table (one row per run: workflows, steps, seconds,
-steps/s, ms/step, and the engine's transactions in that run with their mean commit time, from
-its metrics; the floor's engine loop counts its own), a comparison with the team's targets,
-the per-step latency of (b), (e), (f) and floor (i) side by side (mean, p50, p95, and the
-mean's ratios to (b) and to the floor), and, as its last line, one JSON object:
+steps/s, ms/step, the engine's transactions in that run with their mean commit time, from
+its metrics (the floor's engine loop counts its own), and CPU ms per step), a comparison with
+the team's targets, the per-step latency of (b), (e), (f) and both floors side by side (mean,
+p50, p95, and the mean's ratios to (b) and to the floor), the CPU per step of (a) and the peak
+RSS by process (report.py), and, as its last line, one JSON object:
     steps_per_s, workflows_per_s        (a)
     ms_per_step                         (b)
     fanout_200_ms                       (c) (for the --fanout width, 200 by default)
@@ -75,6 +88,15 @@ mean's ratios to (b) and to the floor), and, as its last line, one JSON object:
     signal_vs_task_step, child_vs_task_step                         (e), (f) / (b)
     task_step_p50_ms, task_step_p95_ms, signal_p50_ms, signal_p95_ms, child_p50_ms,
     child_p95_ms, floor_p50_ms, floor_p95_ms                        per-step latency
+    layout                              "single" or "processes"
+    cpu_ms_per_step                     CPU ms per step of (a), all processes and the broker
+    cpu_ms_per_step_by_process          the same by process
+    short_cpu_ms_per_step(_by_process)  the same for (b)
+    floor_cpu_ms_per_step, plain_floor_cpu_ms_per_step              floors (ii)
+    plain_floor_ms_per_step, plain_floor_steps_per_s, plain_floor_p50_ms, plain_floor_p95_ms,
+    ms_per_step_ratio_to_plain_floor    plain floor (i), (ii), and (b) / plain floor (i)
+    rss_mb                              peak RSS (MiB) by process: {"process", "broker"}
+                                        (single), {"client", "engine", "worker", "broker"}
     *_seconds, *_runs, sizes, quick, kafka, stream, concurrency, namespace, bootstrap
 """
 
@@ -83,10 +105,11 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +131,17 @@ from common import (
     wait_until,
 )
 from confluent_kafka import Consumer, Message, Producer
+from layout import Processes
+from procstat import CpuMeter, broker_pid
 from prometheus_client import CollectorRegistry
+from prometheus_client.samples import Sample
+from report import (
+    print_header,
+    print_latencies,
+    print_resources,
+    print_row,
+    print_targets,
+)
 
 from infinitic_streams import (
     Channel,
@@ -242,6 +275,7 @@ class Settings:
     child_runs: int
     concurrency: int
     quick: bool
+    layout: str  # "single": everything in this process; "processes": engine, worker, client
     kafka: dict[str, Any]  # librdkafka settings for every client, as Worker(kafka) takes them
     stream: dict[str, Any]  # StreamConfig fields, as Worker(stream) takes them
 
@@ -262,6 +296,7 @@ class Measurement:
     transactions: int = 0  # engine transactions committed during the run
     commit_seconds: float = 0.0  # their total commit time
     intervals_ms: tuple[float, ...] = ()  # between consecutive steps, when measured
+    cpu: tuple[tuple[str, float], ...] = ()  # (process, CPU seconds during the run)
 
     @property
     def steps_per_s(self) -> float:
@@ -274,6 +309,14 @@ class Measurement:
     @property
     def ms_per_commit(self) -> float:
         return self.commit_seconds * 1000 / self.transactions if self.transactions else 0.0
+
+    @property
+    def cpu_ms_per_step(self) -> float:
+        """CPU of every measured process (the broker's included) per step."""
+        return sum(s for _, s in self.cpu) * 1000 / self.steps if self.steps else 0.0
+
+    def cpu_ms_per_step_by_process(self) -> dict[str, float]:
+        return {name: round(s * 1000 / self.steps, 3) for name, s in self.cpu if self.steps}
 
 
 def median(runs: list[Measurement]) -> Measurement:
@@ -292,39 +335,71 @@ def intervals(times_ms: list[float]) -> tuple[float, ...]:
     return tuple(b - a for a, b in itertools.pairwise(times_ms))
 
 
+def cpu_meter(processes: dict[str, int], bootstrap: str) -> CpuMeter:
+    """A meter of `processes` and of the broker, when it runs on this machine."""
+    broker = broker_pid(bootstrap)
+    return CpuMeter({**processes, **({"broker": broker} if broker else {})})
+
+
 # -- the runtime ---------------------------------------------------------------------------------
 
 
 class Runtime:
-    """A Worker (engine + service worker) in a background thread, and a client."""
+    """The engine and the service worker, and a client in this process. Layout "single": a
+    Worker (engine + service worker) in a background thread; "processes": the engine and the
+    service worker each in its own process (see layout.py)."""
 
-    def __init__(self, settings: Settings, state_dir: Path) -> None:
+    def __init__(self, settings: Settings, work_dir: Path) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
-        self.worker = Worker(
-            settings.client_kafka,
-            settings.namespace,
-            services=[NoopImpl()],
-            workflows=[Chain, Signals, Echo, Parent],
-            state_dir=state_dir,
-            concurrency=settings.concurrency,
-            partitions=PARTITIONS,
-            registry=self.registry,
-            stream=dict(settings.stream),
-        ).start()
+        self.worker: Worker | None = None
+        self.processes: Processes | None = None
+        if settings.layout == "processes":
+            config = {
+                "bootstrap": settings.bootstrap,
+                "namespace": settings.namespace,
+                "kafka": settings.kafka,
+                "stream": settings.stream,
+                "concurrency": settings.concurrency,
+                "partitions": PARTITIONS,
+            }
+            self.processes = Processes(config, work_dir)
+            pids = {"client": os.getpid(), **self.processes.pids}
+        else:
+            self.worker = Worker(
+                settings.client_kafka,
+                settings.namespace,
+                services=[NoopImpl()],
+                workflows=[Chain, Signals, Echo, Parent],
+                state_dir=work_dir / "state",
+                concurrency=settings.concurrency,
+                partitions=PARTITIONS,
+                registry=self.registry,
+                stream=dict(settings.stream),
+            ).start()
+            pids = {"process": os.getpid()}
+        self.cpu = cpu_meter(pids, settings.bootstrap)
         try:
             self.client = InfiniticClient(settings.client_kafka, settings.namespace, PARTITIONS)
         except BaseException:
-            self.worker.stop()
+            self.stop_runtime()
             raise
+
+    def stop_runtime(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self.processes is not None:
+            self.processes.stop()
 
     def close(self) -> None:
         try:
             self.client.close()
         finally:
-            self.worker.stop()
+            self.stop_runtime()
 
     def check(self) -> None:
+        if self.processes is not None:
+            self.processes.check()
         thread = getattr(self.worker, "_thread", None)
         if thread is not None and not thread.is_alive():
             raise RuntimeError("the Worker stopped early (its error is printed above)")
@@ -344,11 +419,17 @@ class Runtime:
     def engine_metric(self, name: str) -> float:
         """Sum of the samples `name` of the engine (whatever other labels they have)."""
         total = 0.0
-        for family in self.registry.collect():
-            for sample in family.samples:
-                if sample.name == name and sample.labels.get("processor") == "engine":
-                    total += sample.value
+        for sample in self.samples():
+            if sample.name == name and sample.labels.get("processor") == "engine":
+                total += sample.value
         return total
+
+    def samples(self) -> Iterator[Sample]:
+        if self.processes is not None:
+            yield from self.processes.samples("engine")
+        else:
+            for family in self.registry.collect():
+                yield from family.samples
 
     def engine_commits(self) -> tuple[int, float]:
         count = self.engine_metric("infinitic_commit_latency_seconds_count")
@@ -366,11 +447,13 @@ class Runtime:
         last result. With `step_event`, the intervals between the consecutive events of that
         name in the first workflow's history (read after the timing)."""
         transactions, commit_seconds = self.engine_commits()
+        cpu = self.cpu.read()
         started = time.monotonic()
         handles = start()
         deadline = started + TIMEOUT_S
         results = [self.wait(handle, deadline) for handle in handles]
         seconds = time.monotonic() - started
+        cpu_used = tuple(self.cpu.since(cpu).items())
         wrong = [r for r in results if r != expected]
         if wrong:
             raise RuntimeError(f"{phase}: expected {expected!r}, got {wrong[0]!r}")
@@ -388,6 +471,7 @@ class Runtime:
             transactions_after - transactions,
             commit_seconds_after - commit_seconds,
             steps_ms,
+            cpu_used,
         )
 
     def chains(self, phase: str, workflows: int, steps: int) -> Measurement:
@@ -454,12 +538,18 @@ class FloorLoops:
 
     A chain's message is `remaining` (ASCII), keyed by the chain's id. The engine loop turns
     `k > 0` into a task message and records `0` as the chain's end; the worker loop answers a
-    task message `k` with `k - 1`."""
+    task message `k` with `k - 1`.
 
-    def __init__(self, settings: Settings) -> None:
+    `plain`: no transactions at all, the latency limit of Kafka itself: both loops read
+    uncommitted, produce with an idempotent producer (linger.ms=1) and commit their offsets
+    asynchronously every 200 ms; a chain ends when the engine loop reads its `0`."""
+
+    def __init__(self, settings: Settings, plain: bool = False) -> None:
         self.settings = settings
-        self.engine_topic = settings.topic("floor-engine")
-        self.tasks_topic = settings.topic("floor-tasks")
+        self.plain = plain
+        prefix = "plain-floor" if plain else "floor"
+        self.engine_topic = settings.topic(f"{prefix}-engine")
+        self.tasks_topic = settings.topic(f"{prefix}-tasks")
         self.done: dict[bytes, float] = {}  # chain -> when the transaction that ended it committed
         self.tracked: dict[bytes, list[float]] = {}  # chain -> when the engine loop read it (ms)
         self.transactions = 0
@@ -467,9 +557,21 @@ class FloorLoops:
         self._stop = threading.Event()
         self._engine = Background(self._engine_run, "floor engine")
         self._worker = Background(self._worker_run, "floor worker")
-        self._seeder = Producer(
-            {**settings.client_kafka, "enable.idempotence": True, "linger.ms": 1}
+        self._seeder = self.plain_producer()
+        self.cpu = cpu_meter({"process": os.getpid()}, settings.bootstrap)
+
+    def plain_producer(self) -> Producer:
+        return Producer({**self.settings.client_kafka, "enable.idempotence": True, "linger.ms": 1})
+
+    def consumer(self, topic: str, extra: dict[str, Any]) -> Consumer:
+        """A consumer of `topic` in the group named after it; read_uncommitted when plain."""
+        isolation = {"isolation.level": "read_uncommitted"} if self.plain else {}
+        settings = self.settings
+        consumer = Consumer(
+            consumer_config(settings.bootstrap, topic, {**isolation, **extra, **settings.kafka})
         )
+        consumer.subscribe([topic])
+        return consumer
 
     def check(self) -> None:
         self._engine.check()
@@ -491,13 +593,17 @@ class FloorLoops:
     # -- engine -> worker: consume, produce, send offsets, commit (StreamApp's shape)
 
     def _engine_run(self) -> None:
-        settings, group = self.settings, self.settings.topic("floor-engine")
-        producer = transactional_producer(settings.bootstrap, group, settings.kafka)
-        extra = {"partition.assignment.strategy": "range", **settings.kafka}
-        consumer = Consumer(consumer_config(settings.bootstrap, group, extra))
-        consumer.subscribe([self.engine_topic])
+        settings = self.settings
+        if self.plain:
+            producer = self.plain_producer()
+        else:
+            producer = transactional_producer(settings.bootstrap, self.engine_topic, settings.kafka)
+        consumer = self.consumer(self.engine_topic, {"partition.assignment.strategy": "range"})
         try:
-            self._engine_loop(consumer, producer)
+            if self.plain:
+                self._worker_loop(consumer, producer, self._plain_engine_step)
+            else:
+                self._engine_loop(consumer, producer)
         finally:
             consumer.close()
             producer.flush(10)
@@ -539,30 +645,47 @@ class FloorLoops:
     # -- worker -> engine: consume, plain idempotent produce (the service worker's shape)
 
     def _worker_run(self) -> None:
-        settings = self.settings
-        producer = Producer({**settings.client_kafka, "enable.idempotence": True, "linger.ms": 1})
-        consumer = Consumer(
-            consumer_config(settings.bootstrap, settings.topic("floor-tasks"), settings.kafka)
-        )
-        consumer.subscribe([self.tasks_topic])
-        next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
-        consumed = False
+        producer = self.plain_producer()
+        consumer = self.consumer(self.tasks_topic, {})
         try:
-            while not self._stop.is_set():
-                for message in consume(consumer, MAX_POLL_RECORDS, 0.05):
-                    if not check_message(message):
-                        continue
-                    remaining = int(message.value()) - 1
-                    producer.produce(self.engine_topic, str(remaining).encode(), message.key())
-                    consumed = True
-                producer.poll(0)
-                if consumed and time.monotonic() >= next_commit:
-                    consumer.commit(asynchronous=True)
-                    consumed = False
-                    next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
+            self._worker_loop(consumer, producer, self._worker_step)
         finally:
             producer.flush(10)
             consumer.close()
+
+    def _worker_step(self, producer: Producer, message: Message) -> None:
+        remaining = int(message.value()) - 1
+        producer.produce(self.engine_topic, str(remaining).encode(), message.key())
+
+    def _plain_engine_step(self, producer: Producer, message: Message) -> None:
+        now = time.monotonic()
+        if (times := self.tracked.get(message.key())) is not None:
+            times.append(now * 1000)
+        if message.value() == b"0":
+            self.done[message.key()] = now
+        else:
+            producer.produce(self.tasks_topic, message.value(), message.key())
+
+    def _worker_loop(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        step: Callable[[Producer, Message], None],
+    ) -> None:
+        """Consume, `step` each message, commit offsets asynchronously every 200 ms."""
+        next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
+        consumed = False
+        while not self._stop.is_set():
+            for message in consume(consumer, MAX_POLL_RECORDS, 0.05):
+                if not check_message(message):
+                    continue
+                step(producer, message)
+                consumed = True
+            producer.poll(0)
+            if consumed and time.monotonic() >= next_commit:
+                consumer.commit(asynchronous=True)
+                consumed = False
+                next_commit = time.monotonic() + WORKER_COMMIT_INTERVAL_S
 
     # -- measuring
 
@@ -574,12 +697,14 @@ class FloorLoops:
         if track:
             self.tracked[ids[0]] = []
         transactions, commit_seconds = self.transactions, self.commit_seconds
+        cpu = self.cpu.read()
         started = time.monotonic()
         self.seed(ids, round_trips)
         wait_until(
             lambda: all(c in self.done for c in ids), phase, self.check, TIMEOUT_S, interval=0.002
         )
         seconds = max(self.done[c] for c in ids) - started
+        cpu_used = tuple(self.cpu.since(cpu).items())
         return Measurement(
             phase,
             chains,
@@ -588,6 +713,7 @@ class FloorLoops:
             self.transactions - transactions,
             self.commit_seconds - commit_seconds,
             intervals(self.tracked.pop(ids[0], [])),
+            cpu_used,
         )
 
 
@@ -598,77 +724,17 @@ def clean_up(settings: Settings) -> None:
     note(f"deleted {len(topics)} topics and {len(groups)} consumer groups of {settings.namespace}")
 
 
-# -- output --------------------------------------------------------------------------------------
-
-
-def print_header() -> None:
-    print(
-        f"{'phase':<22} {'workflows':>9} {'steps':>7} {'seconds':>8} {'steps/s':>8} "
-        f"{'ms/step':>8} {'txns':>6} {'ms/txn':>7}",
-        flush=True,
-    )
-
-
-def print_row(measured: Measurement) -> None:
-    print(
-        f"{measured.phase:<22} {measured.workflows:>9,} {measured.steps:>7,} "
-        f"{measured.seconds:>8.3f} {measured.steps_per_s:>8,.0f} {measured.ms_per_step:>8.2f} "
-        f"{measured.transactions:>6,} {measured.ms_per_commit:>7.2f}",
-        flush=True,
-    )
-
-
-def print_targets(result: dict[str, Any]) -> None:
-    print("\ntarget                     measured      aims at   floor", flush=True)
-    floors = {
-        "steps_per_s": result["floor_steps_per_s"],
-        "ms_per_step": result["floor_ms_per_step"],
-    }
-    for key, (direction, goal) in TARGETS.items():
-        value = result[key]
-        met = value >= goal if direction == ">=" else value <= goal
-        floor = f"{floors[key]:>7,.1f}" if key in floors else ""
-        print(
-            f"{key:<24} {value:>10,.2f} {direction} {goal:>8,.1f}   {floor:<7} "
-            f"{'ok' if met else 'MISSED'}",
-            flush=True,
-        )
-
-
-def print_latencies(result: dict[str, Any]) -> None:
-    """Per-step latency of the sequential measures, side by side: the mean of the median run
-    (total / steps), p50 and p95 of the step intervals, and the mean's ratios."""
-    print(
-        f"\n{'per step (ms)':<24} {'mean':>7} {'p50':>7} {'p95':>7} {'vs task':>8} {'vs floor':>8}",
-        flush=True,
-    )
-    rows = [
-        ("(b) task step", "ms_per_step", "task_step"),
-        ("(e) signal round trip", "signal_ms_per_step", "signal"),
-        ("(f) child round trip", "child_ms_per_step", "child"),
-        ("floor (i) round trip", "floor_ms_per_step", "floor"),
-    ]
-    for label, mean_key, prefix in rows:
-        mean = result[mean_key]
-        print(
-            f"{label:<24} {mean:>7.2f} {result[prefix + '_p50_ms']:>7.2f} "
-            f"{result[prefix + '_p95_ms']:>7.2f} {mean / result['ms_per_step']:>8.2f} "
-            f"{mean / result['floor_ms_per_step']:>8.2f}",
-            flush=True,
-        )
-
-
 def summary(
-    settings: Settings,
-    throughput: list[Measurement],
-    short: list[Measurement],
-    fanout: list[Measurement],
-    long: Measurement,
-    signals: list[Measurement],
-    children: list[Measurement],
-    floor_sequential: Measurement,
-    floor_concurrent: Measurement,
+    settings: Settings, runtime: RuntimeRuns, floors: FloorRuns, plain: FloorRuns
 ) -> dict[str, Any]:
+    throughput, short, fanout, long = (
+        runtime.throughput,
+        runtime.short,
+        runtime.fanout,
+        runtime.long,
+    )
+    signals, children = runtime.signals, runtime.children
+    floor_sequential, floor_concurrent = floors.sequential, floors.concurrent
     a, b, c = median(throughput), median(short), median(fanout)
     e, f = median(signals), median(children)
     floor = floor_sequential.ms_per_step
@@ -701,6 +767,19 @@ def summary(
         "child_p95_ms": round(percentile(children, 0.95), 2),
         "floor_p50_ms": round(percentile([floor_sequential], 0.5), 2),
         "floor_p95_ms": round(percentile([floor_sequential], 0.95), 2),
+        "layout": settings.layout,
+        "cpu_ms_per_step": round(a.cpu_ms_per_step, 3),
+        "cpu_ms_per_step_by_process": a.cpu_ms_per_step_by_process(),
+        "short_cpu_ms_per_step": round(b.cpu_ms_per_step, 3),
+        "short_cpu_ms_per_step_by_process": b.cpu_ms_per_step_by_process(),
+        "floor_cpu_ms_per_step": round(floor_concurrent.cpu_ms_per_step, 3),
+        "plain_floor_ms_per_step": round(plain.sequential.ms_per_step, 2),
+        "plain_floor_steps_per_s": round(plain.concurrent.steps_per_s, 1),
+        "plain_floor_p50_ms": round(percentile([plain.sequential], 0.5), 2),
+        "plain_floor_p95_ms": round(percentile([plain.sequential], 0.95), 2),
+        "plain_floor_cpu_ms_per_step": round(plain.concurrent.cpu_ms_per_step, 3),
+        "ms_per_step_ratio_to_plain_floor": round(b.ms_per_step / plain.sequential.ms_per_step, 3),
+        "rss_mb": runtime.rss_mb,
         "throughput_seconds": round(a.seconds, 3),
         "throughput_runs": runs(throughput),
         "short_runs": runs(short),
@@ -710,6 +789,8 @@ def summary(
         "long_seconds": round(long.seconds, 3),
         "floor_sequential_seconds": round(floor_sequential.seconds, 3),
         "floor_concurrent_seconds": round(floor_concurrent.seconds, 3),
+        "plain_floor_sequential_seconds": round(plain.sequential.seconds, 3),
+        "plain_floor_concurrent_seconds": round(plain.concurrent.seconds, 3),
         "workflows": settings.workflows,
         "steps_per_workflow": settings.steps,
         "short_steps": settings.short_steps,
@@ -741,11 +822,21 @@ class RuntimeRuns:
     long: Measurement
     signals: list[Measurement]
     children: list[Measurement]
+    rss_mb: dict[str, float | None]  # peak resident set of each process, the broker's included
 
 
-def run_runtime(settings: Settings, state_dir: Path) -> RuntimeRuns:
-    note(f"runtime: starting a Worker (engine + service) and a client, state in {state_dir}")
-    runtime = Runtime(settings, state_dir)
+@dataclass(frozen=True)
+class FloorRuns:
+    sequential: Measurement  # (i)
+    concurrent: Measurement  # (ii)
+
+
+def run_runtime(settings: Settings, work_dir: Path) -> RuntimeRuns:
+    if settings.layout == "processes":
+        note("runtime: starting the engine and the service worker, each in its own process")
+    else:
+        note(f"runtime: starting a Worker (engine + service) and a client, in {work_dir}")
+    runtime = Runtime(settings, work_dir)
     try:
         started = time.monotonic()
         deadline = started + TIMEOUT_S
@@ -784,51 +875,44 @@ def run_runtime(settings: Settings, state_dir: Path) -> RuntimeRuns:
             throughput.append(runtime.chains(phase, settings.workflows, settings.steps))
             print_row(throughput[-1])
         runtime.check_clean()
+        rss_mb = runtime.cpu.peak_rss_mb()  # before the floors run in this process
     finally:
         runtime.close()
-    return RuntimeRuns(throughput, short, fanout, long, signals, children)
+    return RuntimeRuns(throughput, short, fanout, long, signals, children, rss_mb)
 
 
-def run_floor(settings: Settings) -> tuple[Measurement, Measurement]:
-    note("floor: plain confluent-kafka, the same two hops per step, the Worker stopped")
-    ensure_topics(
-        {"bootstrap.servers": settings.bootstrap},
-        [TopicSpec(settings.topic(s), PARTITIONS) for s in ("floor-engine", "floor-tasks")],
-    )
-    loops = FloorLoops(settings)
+def run_floor(settings: Settings, plain: bool = False) -> FloorRuns:
+    name = "plain floor" if plain else "floor"
+    how = "without transactions" if plain else "exactly-once"
+    note(f"{name}: plain confluent-kafka, the same two hops per step, {how}, the Worker stopped")
+    loops = FloorLoops(settings, plain)
     try:
+        ensure_topics(
+            {"bootstrap.servers": settings.bootstrap},
+            [TopicSpec(t, PARTITIONS) for t in (loops.engine_topic, loops.tasks_topic)],
+        )
         loops.measure("warm-up", 1, 5)
         loops.measure("warm-up", 10, 5)
         sequential = loops.measure(
-            f"floor 1x{settings.floor_sequential}", 1, settings.floor_sequential, track=True
+            f"{name} 1x{settings.floor_sequential}", 1, settings.floor_sequential, track=True
         )
         print_row(sequential)
         chains, steps = settings.floor_chains, settings.floor_chain_steps
-        concurrent = loops.measure(f"floor {chains}x{steps}", chains, steps)
+        concurrent = loops.measure(f"{name} {chains}x{steps}", chains, steps)
         print_row(concurrent)
     finally:
         loops.stop()
-    return sequential, concurrent
+    return FloorRuns(sequential, concurrent)
 
 
 def run(settings: Settings, work_dir: Path) -> dict[str, Any]:
-    note(f"namespace {settings.namespace} on {settings.bootstrap}")
+    note(f"namespace {settings.namespace} on {settings.bootstrap}, layout {settings.layout}")
     print_header()
-    runs = run_runtime(settings, work_dir / "state")
-    floor_sequential, floor_concurrent = run_floor(settings)
-    result = summary(
-        settings,
-        runs.throughput,
-        runs.short,
-        runs.fanout,
-        runs.long,
-        runs.signals,
-        runs.children,
-        floor_sequential,
-        floor_concurrent,
-    )
-    print_targets(result)
+    runs = run_runtime(settings, work_dir)
+    result = summary(settings, runs, run_floor(settings), run_floor(settings, plain=True))
+    print_targets(result, TARGETS)
     print_latencies(result)
+    print_resources(result)
     return result
 
 
@@ -874,6 +958,13 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
         metavar="FIELD=VALUE",
         help="StreamConfig field of the engine, e.g. commit_interval_ms=20 (repeatable)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("single", "processes"),
+        default="single",
+        help="single: engine, service worker and client in this process (default); "
+        "processes: the engine and the service worker each in its own process",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the runtime's log")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -897,6 +988,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
         child_runs=sizes["child_runs"],
         concurrency=args.concurrency,
         quick=args.quick,
+        layout=args.layout,
         kafka=dict(item.split("=", 1) for item in args.kafka),
         stream={k: setting_value(v) for k, v in (item.split("=", 1) for item in args.stream)},
     )

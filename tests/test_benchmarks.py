@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,12 +46,13 @@ def test_streams_benchmark_reports_runtime_floor_and_restore(kafka_bootstrap: st
         assert result[key] > 0, key
 
 
-def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None:
-    result = run_benchmark(
-        "workflows.py", kafka_bootstrap,
-        "--workflows", "10", "--steps", "3", "--short-steps", "5", "--fanout", "10",
-        "--long-steps", "20", "--signal-steps", "5", "--child-steps", "5",
-    )  # fmt: skip
+TINY_WORKFLOWS = (
+    "--workflows", "10", "--steps", "3", "--short-steps", "5", "--fanout", "10",
+    "--long-steps", "20", "--signal-steps", "5", "--child-steps", "5",
+)  # fmt: skip
+
+
+def check_workflows_result(result: dict[str, Any], layout: str, processes: set[str]) -> None:
     for key in (
         "steps_per_s",
         "ms_per_step",
@@ -58,18 +60,42 @@ def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None
         "long_vs_short_per_step",
         "floor_steps_per_s",
         "floor_ms_per_step",
+        "plain_floor_ms_per_step",
+        "plain_floor_steps_per_s",
         "signal_ms_per_step",
         "child_ms_per_step",
         "signal_ratio_to_floor",
         "child_ratio_to_floor",
         "signal_vs_task_step",
         "child_vs_task_step",
+        "cpu_ms_per_step",
     ):
         assert result[key] > 0, key
-    for measure in ("task_step", "signal", "child", "floor"):  # step intervals: 0 ms may occur
+    for measure in ("task_step", "signal", "child", "floor", "plain_floor"):  # 0 ms may occur
         for key in (f"{measure}_p50_ms", f"{measure}_p95_ms"):
             assert isinstance(result[key], int | float) and result[key] >= 0, key
         assert result[f"{measure}_p95_ms"] >= result[f"{measure}_p50_ms"], measure
+    assert result["layout"] == layout
+    # the broker is measured when it runs on this machine, as the tests' broker does
+    assert set(result["rss_mb"]) in (processes, processes | {"broker"}), result["rss_mb"]
+    for name, rss in result["rss_mb"].items():
+        assert isinstance(rss, int | float) and 10 < rss < 100_000, (name, rss)
+    by_process = result["cpu_ms_per_step_by_process"]
+    assert set(by_process) == set(result["rss_mb"])
+    assert all(ms >= 0 for ms in by_process.values())
+
+
+def test_workflows_benchmark_reports_every_measure(kafka_bootstrap: str) -> None:
+    result = run_benchmark("workflows.py", kafka_bootstrap, *TINY_WORKFLOWS)
+    check_workflows_result(result, "single", {"process"})
+
+
+def test_workflows_benchmark_runs_the_deployed_layout(kafka_bootstrap: str) -> None:
+    """Engine, service worker and client each in its own process."""
+    result = run_benchmark(
+        "workflows.py", kafka_bootstrap, "--layout", "processes", *TINY_WORKFLOWS
+    )
+    check_workflows_result(result, "processes", {"engine", "worker", "client"})
 
 
 def test_visibility_benchmark_reports_list_count_and_floor(kafka_bootstrap: str) -> None:

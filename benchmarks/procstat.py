@@ -1,0 +1,109 @@
+"""CPU time and peak memory of processes, from /proc (Linux): what benchmarks/workflows.py
+reports per process, the broker's included.
+
+The scripts run as `python benchmarks/X.py`, which puts this folder on sys.path: they import
+this module as `procstat`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PROC = Path("/proc")
+LISTEN = "0A"  # TCP state in /proc/net/tcp*
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "[::1]"}
+
+
+def clock_ticks() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError):
+        return 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the process (all its threads) so far; None if it is gone.
+    Resolution: one clock tick (10 ms)."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # comm, field 2, may hold spaces and parentheses: the fields after it follow the last ')'
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / clock_ticks()
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM) in MiB; None if it is gone or unknown."""
+    try:
+        lines = (PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)  # in kB
+    return None
+
+
+class CpuMeter:
+    """CPU seconds of named processes between two readings."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+
+    def read(self) -> dict[str, float]:
+        """Each live process's CPU seconds so far."""
+        readings = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return {name: value for name, value in readings.items() if value is not None}
+
+    def since(self, before: Mapping[str, float]) -> dict[str, float]:
+        """CPU seconds per process since `before` (a `read()`), for those in both."""
+        now = self.read()
+        return {name: now[name] - before[name] for name in before if name in now}
+
+    def peak_rss_mb(self) -> dict[str, float | None]:
+        return {name: peak_rss_mb(pid) for name, pid in self.pids.items()}
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the local process listening on TCP `port`, if this user can see it."""
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not sockets:
+        return None
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in sockets:
+                    return int(entry.name)
+        except OSError:  # gone, or not ours to read
+            continue
+    return None
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the broker of the first bootstrap address when it runs on this machine."""
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if host not in LOCAL_HOSTS or not port.isdigit():
+        return None
+    return listener_pid(int(port))
