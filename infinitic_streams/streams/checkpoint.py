@@ -210,9 +210,17 @@ class Checkpoint:
                     offsets.append(TopicPartition(topic, partition, offset))
         return offsets
 
+    def forget(self, partition: int) -> None:
+        """The partition is closed: its committed offsets are no longer ours to seek to."""
+        for key in [key for key in self.committed if key[1] == partition]:
+            del self.committed[key]
+
     def _rewind(self) -> None:
+        """Seek every open partition back to its committed offset, not only those consumed
+        so far: a batch cut short (a fence raised while producing) has fetched messages of
+        other partitions that nothing handled, and they must be fetched again."""
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        for topic, partition in self.offsets:
+        for topic, partition in set(self.offsets) | set(self.committed):
             if (topic, partition) not in assigned:
                 continue
             offset = self.committed.get((topic, partition))

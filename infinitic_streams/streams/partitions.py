@@ -171,3 +171,4 @@ class Partitions:
                 self._recovery.cancel(number)
                 partition.store.close()
                 self._metrics.forget(number)
+            self._checkpoint.forget(number)
