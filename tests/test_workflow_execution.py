@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -218,22 +219,25 @@ def test_inline_runs_once_and_now_random_uuid_replay_identically() -> None:
 
 @workflow
 class Waiting(Workflow):
+    closed: ClassVar[list[str]] = []
+
     def run(self) -> None:
-        self.new_service(ImageUtil).upload(b"x")
+        try:
+            self.new_service(ImageUtil).upload(b"x")
+        finally:
+            Waiting.closed.append(self.workflow_id)
 
 
-def test_closing_an_instance_ends_its_threads() -> None:
+def test_parked_instances_take_no_thread_and_closing_ends_them() -> None:
     before = threading.active_count()
     executions = [WorkflowExecution(Waiting, "run", f"wf-{i}") for i in range(20)]
     for execution in executions:
         execution.start([], 0)
-    assert threading.active_count() == before + 20
+    assert threading.active_count() == before  # each parked branch is a greenlet
+    assert Waiting.closed == []
     for execution in executions:
         execution.close()
-    for thread in threading.enumerate():
-        if thread.name.startswith("workflow"):
-            thread.join(1)
-    assert threading.active_count() == before
+    assert sorted(Waiting.closed) == sorted(f"wf-{i}" for i in range(20))
 
 
 @workflow

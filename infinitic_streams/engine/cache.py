@@ -1,5 +1,5 @@
 """Live workflow instances kept between steps (sticky execution), so one more step costs a
-hand-over to parked threads, not a replay of the whole history."""
+switch to parked branches (greenlets), not a replay of the whole history."""
 
 from __future__ import annotations
 

@@ -183,10 +183,10 @@ class WorkflowExecution:
         return self._tasks[seq]
 
     def close(self) -> None:
-        """End the threads of this instance (finished, failed, or evicted from the cache)."""
+        """End the branches of this instance (finished, failed, or evicted from the cache)."""
         self.scheduler.close()
 
-    # -- commands (called from workflow code, in a branch's thread) -------------------------
+    # -- commands (called from workflow code, in a branch) ----------------------------------
 
     def issue(self, make: Callable[[int], Command]) -> Command:
         """Give `make` the next sequence number; return the command, or its recorded twin."""

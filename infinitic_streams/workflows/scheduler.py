@@ -1,32 +1,36 @@
 """Runs workflow code, and its branches, one at a time and in a deterministic order.
 
 Workflow code is plain synchronous Python that "blocks" on `Deferred.result()`. Each branch
-(the workflow method itself, and every `Workflow.branch`) runs in its own thread, but only one
-thread runs at any moment: the scheduler hands control to a branch and waits until that branch
-blocks on an incomplete Deferred or returns. Branches are resumed in creation order, so the same
-history always produces the same sequence of commands: that is what replay relies on.
+(the workflow method itself, and every `Workflow.branch`) runs in its own greenlet: a
+coroutine with its own stack, switched explicitly, on the engine's thread. The scheduler
+switches to a branch and gets control back when that branch blocks on an incomplete Deferred
+or returns. Branches are resumed in creation order, so the same history always produces the
+same sequence of commands: that is what replay relies on.
 
-A live instance stays in memory between events (its threads parked), so one more step costs one
-hand-over, not a replay of the whole history.
+A live instance stays in memory between events (its greenlets parked, a few kB each, no OS
+thread), so one more step costs one switch (about a microsecond), not a replay of the whole
+history. Greenlets belong to the thread that made them: an instance is resumed by the thread
+that runs it (the engine's), and a switch from another thread is refused.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from infinitic_streams.workflows.deferred import Deferred
 
 
-class Unwind(BaseException):
-    """Raised inside a parked branch to end its thread (workflow over, or instance evicted).
+class Unwind(GreenletExit):
+    """Raised inside a parked branch to end it (workflow over, or instance evicted).
 
     A BaseException, so that workflow code's `except Exception` does not swallow it."""
 
 
 class Branch:
-    """One thread of workflow code."""
+    """One branch of workflow code, in its own greenlet."""
 
     def __init__(
         self, scheduler: Scheduler, fn: Callable[..., Any], args: tuple[Any, ...], name: str
@@ -36,10 +40,9 @@ class Branch:
         self.started = False
         self.finished = False
         self.unwinding = False
-        self._scheduler = scheduler
+        self.name = name
         self._fn, self._args = fn, args
-        self._go = threading.Semaphore(0)
-        self._thread = threading.Thread(target=self._main, name=f"workflow {name}", daemon=True)
+        self._greenlet: greenlet | None = None
 
     def runnable(self) -> bool:
         if self.finished:
@@ -47,34 +50,41 @@ class Branch:
         return not self.started or (self.waiting_on is not None and self.waiting_on.is_completed())
 
     def resume(self) -> None:
-        """Run this branch until it blocks or ends (called by the scheduler's thread)."""
+        """Run this branch until it blocks or ends (called by the scheduler)."""
         if not self.started:
             self.started = True
-            self._thread.start()
-        self._go.release()
-        self._scheduler._parked.acquire()
+            self._greenlet = greenlet(self._main)
+        assert self._greenlet is not None
+        self._greenlet.parent = getcurrent()  # where control comes back when it blocks
+        self._greenlet.switch()
 
     def park(self, deferred: Deferred[Any]) -> None:
-        """Block this branch until `deferred` completes (called in this branch's thread)."""
-        self.waiting_on = deferred
-        self._scheduler._parked.release()
-        self._go.acquire()
-        if self.unwinding:
+        """Block this branch until `deferred` completes (called in this branch)."""
+        assert self._greenlet is not None and self._greenlet.parent is not None
+        if self.unwinding:  # a `finally` block waiting while its branch ends
             raise Unwind
+        self.waiting_on = deferred
+        self._greenlet.parent.switch()
         self.waiting_on = None
 
+    def unwind(self) -> None:
+        """End a parked branch: `Unwind` is raised where it waits (its `finally` blocks run)."""
+        self.unwinding = True
+        if self._greenlet is not None and not self._greenlet.dead:
+            self._greenlet.parent = getcurrent()
+            self._greenlet.throw(Unwind)
+        self.finished = True
+
+    def is_current(self) -> bool:
+        return self._greenlet is not None and getcurrent() is self._greenlet
+
     def _main(self) -> None:
-        self._go.acquire()
         try:
-            if not self.unwinding:
-                self.deferred._complete(self._fn(*self._args))
-        except Unwind:
-            pass
+            self.deferred._complete(self._fn(*self._args))
         except Exception as error:  # the branch's own failure, seen by whoever waits on it
             self.deferred._fail(error)
         finally:
             self.finished = True
-            self._scheduler._parked.release()
 
 
 class Scheduler:
@@ -83,7 +93,6 @@ class Scheduler:
     def __init__(self) -> None:
         self.branches: list[Branch] = []
         self.current: Branch | None = None
-        self._parked = threading.Semaphore(0)
         self._completions = 0
 
     def spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> Branch:
@@ -107,7 +116,7 @@ class Scheduler:
     def wait_for(self, deferred: Deferred[Any]) -> None:
         """Called by `Deferred.result()` in workflow code."""
         branch = self.current
-        if branch is None or threading.current_thread() is not branch._thread:
+        if branch is None or not branch.is_current():
             raise RuntimeError(
                 f"{deferred!r}.result() was called outside workflow code; Deferred values can "
                 "only be awaited by the workflow (or a branch of it) that created them."
@@ -119,9 +128,8 @@ class Scheduler:
         return self._completions
 
     def close(self) -> None:
-        """End every thread still parked; the instance cannot be resumed afterwards."""
+        """End every branch still parked; the instance cannot be resumed afterwards."""
         for branch in self.branches:
             if branch.started and not branch.finished:
-                branch.unwinding = True
-                branch.resume()
+                branch.unwind()
         self.branches.clear()
