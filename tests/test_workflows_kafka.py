@@ -29,6 +29,7 @@ from .apps.workflows import (
     Compensate,
     Fixable,
     Flaky,
+    LoggedSum,
     Race,
     SideBySide,
     Sleeper,
@@ -276,6 +277,42 @@ def test_kill_9_of_the_engine_while_100_workflows_run(
         history = handle.history()
         assert len(events(history, "TaskSucceeded")) == 10
         assert len(events(history, "Ended")) == 1
+
+
+def test_tasks_read_before_an_aborted_commit_run_again_and_count_once(
+    start_worker: StartWorker,
+    client: InfiniticClient,
+    processes: list[WorkerProcess],
+    kafka_bootstrap: str,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Service workers read tasks before the engine's transaction commits. The engine here
+    aborts each workflow's transaction once, after the service ran the task it issued: the
+    redo issues the same task (same id) again, it runs again, and the history records each
+    task exactly once."""
+    log = tmp_path / "tasks.log"
+    start_worker(engine=False)  # services in this process, the aborting engine in another
+    engine_args = ("--engine", "--abort-after-task-read", str(log))
+    processes.append(WorkerProcess(kafka_bootstrap, namespace, tmp_path / "engine", *engine_args))
+    handles = [client.dispatch(LoggedSum.run, 5, str(log)) for _ in range(4)]
+    try:
+        assert [h.result(timeout=120) for h in handles] == [10] * 4
+    except TimeoutError:
+        raise AssertionError(processes[-1].log()[-6000:]) from None
+    runs: dict[str, list[str]] = {}
+    for line in log.read_text().splitlines():
+        task_id, attempt = line.split()
+        runs.setdefault(task_id, []).append(attempt)
+    for handle in handles:
+        wid = handle.id
+        assert runs[f"{wid}:3"] == ["1", "1"], runs  # from the aborted transaction, then again
+        for seq in (1, 2, 4, 5):
+            assert runs[f"{wid}:{seq}"] == ["1"], runs
+        history = handle.history()
+        assert [e["seq"] for e in events(history, "TaskSucceeded")] == [1, 2, 3, 4, 5]
+        assert len(events(history, "Ended")) == 1
+    assert "injected abort after task" in processes[-1].log()
 
 
 def test_kill_9_of_a_service_worker_mid_task(

@@ -11,6 +11,7 @@ import asyncio
 import faulthandler
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from infinitic_streams import (
     workflow,
 )
 from tests.apps import language
+from tests.apps.aborts import AbortAfterTaskRead
+
+LOG_LOCK = threading.Lock()
 
 
 @service("Steps", retry=RetryPolicy(max_attempts=3, initial_delay=0.2, jitter=0.0))
@@ -37,6 +41,7 @@ class Steps:
     def fails_while_file_exists(self, path: str) -> str: ...
     def slow(self, seconds: float, marker: str) -> str: ...
     def nap(self, seconds: float) -> str: ...
+    def logged_add(self, x: int, y: int, log: str) -> int: ...
 
 
 class StepsImpl(Steps):
@@ -68,6 +73,12 @@ class StepsImpl(Steps):
         time.sleep(seconds)
         return f"slept in {os.getpid()}"
 
+    def logged_add(self, x: int, y: int, log: str) -> int:
+        """`add`, writing `task_id attempt` to `log` first (one line per execution)."""
+        with LOG_LOCK, open(log, "a") as out:
+            out.write(f"{task_context().task_id} {task_context().attempt}\n")
+        return x + y
+
     async def nap(self, seconds: float) -> str:
         await asyncio.sleep(seconds)
         return f"napped {task_context().attempt}"
@@ -91,6 +102,16 @@ class Sum(Workflow):
         total = 0
         for i in range(n):
             total = steps.add(total, i)
+        return total
+
+
+@workflow("LoggedSum")
+class LoggedSum(Workflow):
+    def run(self, n: int, log: str) -> int:
+        steps = self.new_service(Steps)
+        total = 0
+        for i in range(n):
+            total = steps.logged_add(total, i, log)
         return total
 
 
@@ -170,7 +191,7 @@ class Eventful(Workflow):
 
 SERVICES = [StepsImpl, SlowImpl]
 WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SideBySide, SlowOnce]
-WORKFLOWS += [Eventful]
+WORKFLOWS += [Eventful, LoggedSum]
 
 
 def main() -> None:
@@ -182,6 +203,7 @@ def main() -> None:
     parser.add_argument("--services", action="store_true")
     parser.add_argument("--language", action="store_true", help="the workflows of language.py")
     parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
+    parser.add_argument("--abort-after-task-read", help="the task log of AbortAfterTaskRead")
     args = parser.parse_args()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks into the log, on demand
     logs.configure("INFO")
@@ -189,7 +211,7 @@ def main() -> None:
     services, workflows = (
         (language.SERVICES, language.WORKFLOWS) if args.language else (SERVICES, WORKFLOWS)
     )
-    Worker(
+    worker = Worker(
         {"bootstrap.servers": args.bootstrap, **kafka},
         args.namespace,
         services=[cls() for cls in services] if args.services else [],
@@ -197,7 +219,10 @@ def main() -> None:
         engine=args.engine,
         state_dir=args.state_dir,
         stream={"session_timeout_ms": 6000},
-    ).run()
+    )
+    if args.abort_after_task_read and worker.app is not None:
+        worker.app = AbortAfterTaskRead(worker.app, Path(args.abort_after_task_read))
+    worker.run()
 
 
 if __name__ == "__main__":
