@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from infinitic_streams.engine.state import WorkflowState
@@ -14,6 +13,7 @@ from infinitic_streams.protocol import (
     WorkflowResult,
     encode,
 )
+from infinitic_streams.protocol.messages import new_message_id
 from infinitic_streams.streams import Context
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def emit(
     partition: int = -1,
 ) -> None:
     """Produce `message` in the engine's transaction (by `key`, or to `partition`)."""
-    envelope = Envelope(message_id=str(uuid.uuid4()), sent_at_ms=engine.now_ms(), message=message)
+    envelope = Envelope(message_id=new_message_id(), sent_at_ms=engine.now_ms(), message=message)
     ctx.emit(topic, key.encode(), encode(envelope), None, partition)
 
 

@@ -8,6 +8,8 @@ agree, so a schema change must be mirrored here.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeAlias
@@ -287,3 +289,13 @@ class Envelope:
     message_id: str
     sent_at_ms: int
     message: Message
+
+
+_ID_PREFIX = uuid.uuid4().hex[:20]  # random per process
+_ID_COUNTER = itertools.count()
+
+
+def new_message_id() -> str:
+    """A message id unique across processes: a random per-process prefix and a counter (a
+    uuid4 per message drew from the OS's random source on each engine step)."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"

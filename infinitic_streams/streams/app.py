@@ -136,8 +136,8 @@ class StreamApp:
         if self.recovery.active:
             for partition in self.recovery.step():
                 self.partitions.resume(partition)
-        idle = self.checkpoint.pending or self.recovery.active
-        wait = 0.0 if idle else max(0.0, min(self._next_timers - now, 0.1))
+        busy = self.checkpoint.pending or self.recovery.active
+        wait = self._idle_commit_wait(now) if busy else max(0.0, min(self._next_timers - now, 0.1))
         messages = self.consumer.consume(self.config.max_poll_records, wait)
         if messages:
             self._handle_batch(messages)
@@ -363,6 +363,7 @@ class StreamApp:
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
         self.checkpoint.on_commit += context.on_commit
+        self.checkpoint.outputs += len(context.outputs)
         for output in context.outputs:
             self.producer.produce(
                 output.topic, output.key, output.value, output.headers, output.partition
@@ -450,11 +451,19 @@ class StreamApp:
 
     def _commit_due(self, now: float, got_messages: bool) -> bool:
         checkpoint = self.checkpoint
-        return (
-            not got_messages
-            or checkpoint.count >= self.config.commit_every
-            or (now - checkpoint.opened_at) * 1000 >= self.config.commit_interval_ms
-        )
+        age_ms = (now - checkpoint.opened_at) * 1000
+        if checkpoint.count >= self.config.commit_every or age_ms >= self.config.commit_interval_ms:
+            return True
+        return not got_messages and (checkpoint.outputs > 0 or age_ms >= self.config.idle_commit_ms)
+
+    def _idle_commit_wait(self, now: float) -> float:
+        """How long to wait for input while a transaction is open: not at all, unless its
+        commit waits for `idle_commit_ms` (then until then, or the next timer scan)."""
+        checkpoint = self.checkpoint
+        if self.recovery.active or checkpoint.outputs or not self.config.idle_commit_ms:
+            return 0.0
+        due = checkpoint.opened_at + self.config.idle_commit_ms / 1000
+        return max(0.0, min(due - now, self._next_timers - now, 0.1))
 
     def _commit(self) -> None:
         self.checkpoint.commit(self.partitions.transactions())

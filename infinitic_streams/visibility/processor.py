@@ -6,7 +6,6 @@ from its changelog like the engine's; answers are produced after their transacti
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from infinitic_streams import payload
@@ -19,6 +18,7 @@ from infinitic_streams.protocol import (
     decode,
     encode,
 )
+from infinitic_streams.protocol.messages import new_message_id
 from infinitic_streams.protocol.replies import ListAnswer
 from infinitic_streams.streams import Context, Processor, Record
 from infinitic_streams.topics import Topics
@@ -60,6 +60,6 @@ class VisibilityProcessor(Processor):
         reply = QueryReply(request_id=request.request_id, workflow_id="", found=found, data=data)
         partition, _, client_id = request.reply_to.partition(":")
         envelope = Envelope(
-            message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=reply
+            message_id=new_message_id(), sent_at_ms=int(time.time() * 1000), message=reply
         )
         ctx.emit(self.topics.replies, client_id.encode(), encode(envelope), None, int(partition))

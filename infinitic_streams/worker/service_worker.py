@@ -35,7 +35,6 @@ import logging
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +59,7 @@ from infinitic_streams.protocol import (
     decode,
     encode,
 )
+from infinitic_streams.protocol.messages import new_message_id
 from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.offsets import OffsetTracker
@@ -483,5 +483,5 @@ def _task_fields(task: ExecuteTask) -> dict[str, object]:
 
 def _envelope(message: TaskCompleted | TaskFailed) -> bytes:
     return encode(
-        Envelope(message_id=str(uuid.uuid4()), sent_at_ms=int(time.time() * 1000), message=message)
+        Envelope(message_id=new_message_id(), sent_at_ms=int(time.time() * 1000), message=message)
     )

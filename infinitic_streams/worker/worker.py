@@ -13,6 +13,7 @@ started with `start()`, by `join()` and `stop()` (and `error` holds it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -98,7 +99,10 @@ class Worker:
             )
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
             if visibility:  # beside the engine, on the events its engines write
-                self.visibility_app = StreamApp(VisibilityProcessor(self.topics), config, registry)
+                # Nobody waits for its state, only for its answers: its idle transactions
+                # commit with the commit interval, not once per engine step.
+                lazy = dataclasses.replace(config, idle_commit_ms=config.commit_interval_ms)
+                self.visibility_app = StreamApp(VisibilityProcessor(self.topics), lazy, registry)
         self.registry = registry
         self.metrics_address = None if metrics_port is None else (metrics_host, metrics_port)
         self.endpoint: MetricsEndpoint | None = None  # serving while the worker runs
