@@ -82,7 +82,10 @@ def event_type(event: h.HistoryEvent) -> str:
 
 def of_history(subject: Subject, index: int, event: h.HistoryEvent) -> dict[str, Any]:
     """The CloudEvent of history event number `index` of `subject`'s workflow."""
-    data = {key: _embedded(key, value) for key, value in dataclasses.asdict(event).items()}
+    data = {
+        field.name: _embedded(field.name, _plain(getattr(event, field.name)))
+        for field in dataclasses.fields(event)
+    }
     del data["at_ms"]
     if isinstance(event, h.Started):
         data.update(tags=list(subject.tags), parent_id=subject.parent_id)
@@ -138,6 +141,18 @@ def _envelope(
         STATUS: str(subject.status.value),
         "data": data,
     }
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as JSON-ready values, without `dataclasses.asdict`'s deep copy of
+    every field (which cost 7% of an engine step's CPU)."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 def _embedded(key: str, value: Any) -> Any:
