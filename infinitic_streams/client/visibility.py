@@ -6,6 +6,7 @@ them, newest updated first (gather). No partition reads more than `limit` workfl
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -55,11 +56,16 @@ def ask(
     client._send_all(client.topics.visibility_queries, queries)  # all at once
     counts = {s.value: 0 for s in WorkflowStatus}
     items: list[WorkflowSummary] = []
-    for partition, future in futures.items():
-        answer = _answer(client, future, partition)
-        for key, value in answer.counts.items():
-            counts[key] = counts.get(key, 0) + value
-        items += answer.items
+    deadline = time.monotonic() + LIST_TIMEOUT_S  # one for the whole gather
+    try:
+        for partition, future in futures.items():
+            answer = _answer(client, future, partition, deadline)
+            for key, value in answer.counts.items():
+                counts[key] = counts.get(key, 0) + value
+            items += answer.items
+    finally:
+        for future in futures.values():
+            future.cancel()  # answers still expected after a failure: no longer awaited
     items.sort(key=lambda s: (-s.updated_at_ms, s.workflow_id.encode()))
     return counts, items[:limit]
 
@@ -104,11 +110,12 @@ def _partitions(client: InfiniticClient) -> int:
     return client._visibility_partitions
 
 
-def _answer(client: InfiniticClient, future: Future[QueryReply], partition: int) -> ListAnswer:
+def _answer(
+    client: InfiniticClient, future: Future[QueryReply], partition: int, deadline: float
+) -> ListAnswer:
     try:
-        reply = future.result(LIST_TIMEOUT_S)
+        reply = future.result(max(0.0, deadline - time.monotonic()))
     except TimeoutError:
-        future.cancel()
         raise TimeoutError(
             f"no answer from partition {partition} of the visibility index within "
             f"{LIST_TIMEOUT_S:.0f} s." + _no_index_hint(client)
