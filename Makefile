@@ -48,9 +48,10 @@ demo-down: $(INSTALLED)
 test: lint $(INSTALLED)
 	scripts/with-kafka.sh .infinitic/kafka-test $(TEST_PORT) $(BIN)/pytest $(PYTEST_ARGS)
 
-# The benchmarks (quick versions), each next to its raw-Kafka floor, on a local broker.
+# The benchmarks (quick versions), each next to its raw-Kafka floor (scale.py: at scale,
+# none), on a local broker.
 bench: $(INSTALLED)
-	scripts/with-kafka.sh .infinitic/kafka-bench $(TEST_PORT) sh -c '$(BIN)/python benchmarks/streams.py --quick && $(BIN)/python benchmarks/workflows.py --quick && $(BIN)/python benchmarks/visibility.py --quick'
+	scripts/with-kafka.sh .infinitic/kafka-bench $(TEST_PORT) sh -c '$(BIN)/python benchmarks/streams.py --quick && $(BIN)/python benchmarks/workflows.py --quick && $(BIN)/python benchmarks/visibility.py --quick && $(BIN)/python benchmarks/scale.py --quick'
 
 # Only the tests that need no Kafka.
 unit: $(INSTALLED)

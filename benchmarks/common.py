@@ -1,5 +1,6 @@
-"""What benchmarks/streams.py and benchmarks/workflows.py share: their floors' Kafka plumbing,
-a background thread, waiting, clean-up, progress notes and the run from settings to JSON.
+"""What the benchmarks (streams.py, workflows.py, scale.py, ...) share: their floors' Kafka
+plumbing, a background thread, waiting, percentiles, clean-up, progress notes and the run from
+settings to JSON.
 
 The scripts run as `python benchmarks/X.py`, which puts this folder on sys.path: they import
 this module as `common`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -82,6 +84,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def nearest_rank(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (0.0 when there are none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 # -- the floors' clients: the runtime's exactly-once shape with plain confluent-kafka ----------

@@ -6,12 +6,14 @@ benchmark's process is the client.
 
 runs one of them (a `Worker` until SIGTERM) from the settings `Processes` passes; it serves
 /metrics and /readyz on the given port, which the benchmark reads. The scripts run as
-`python benchmarks/X.py`, which puts this folder on sys.path: workflows.py imports this module
-as `layout`, and a process started here imports the workload from `workflows`.
+`python benchmarks/X.py`, which puts this folder on sys.path: workflows.py and scale.py import
+this module as `layout`, and a process started here imports the workload from `workflows` (or
+from the module its settings name: scale.py's).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import socket
@@ -53,7 +55,8 @@ class Processes:
     """The engine and the service worker as child processes of the benchmark."""
 
     def __init__(self, config: Mapping[str, Any], work_dir: Path) -> None:
-        """`config`: bootstrap, namespace, kafka, stream, concurrency, partitions."""
+        """`config`: bootstrap, namespace, kafka, stream, concurrency, partitions, and
+        optionally workload (the benchmark module whose workflows and services run)."""
         self.ports = {role: free_port() for role in ROLES}
         self.logs = {role: work_dir / f"{role}.log" for role in ROLES}
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -130,19 +133,30 @@ class Processes:
                 child.wait(10)
 
 
+def workload(module: str) -> tuple[list[type], list[object]]:
+    """The workflow classes and service implementations to run: workflows.py's by default;
+    another benchmark module (settings "workload", e.g. "scale") names its own in WORKFLOWS
+    (classes) and SERVICES (implementation classes, made with no argument)."""
+    if module == "workflows":
+        from workflows import Chain, Echo, NoopImpl, Parent, Signals
+
+        return [Chain, Signals, Echo, Parent], [NoopImpl()]
+    loaded = importlib.import_module(module)
+    return list(loaded.WORKFLOWS), [service() for service in loaded.SERVICES]
+
+
 def serve(role: str, settings: dict[str, Any]) -> None:
     """Run the engine (+ visibility index) or the service worker until SIGTERM."""
-    from workflows import Chain, Echo, NoopImpl, Parent, Signals
-
     from infinitic_streams import Worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     engine = role == "engine"
+    workflows, services = workload(settings.get("workload", "workflows"))
     Worker(
         {"bootstrap.servers": settings["bootstrap"], **settings["kafka"]},
         settings["namespace"],
-        services=[] if engine else [NoopImpl()],
-        workflows=[Chain, Signals, Echo, Parent] if engine else [],
+        services=[] if engine else services,
+        workflows=workflows if engine else [],
         engine=engine,
         state_dir=settings["state_dir"],
         concurrency=settings["concurrency"],

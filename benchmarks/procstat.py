@@ -1,5 +1,5 @@
-"""CPU time and peak memory of processes, from /proc (Linux): what benchmarks/workflows.py
-reports per process, the broker's included.
+"""CPU time, memory and threads of processes, from /proc (Linux): what benchmarks/workflows.py
+and benchmarks/scale.py report per process, the broker's included.
 
 The scripts run as `python benchmarks/X.py`, which puts this folder on sys.path: they import
 this module as `procstat`.
@@ -46,6 +46,50 @@ def peak_rss_mb(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)  # in kB
     return None
+
+
+def status_fields(pid: int) -> dict[str, str]:
+    """The fields of /proc/<pid>/status (e.g. "VmRSS": "123456 kB", "Threads": "42"); empty
+    if the process is gone."""
+    try:
+        lines = (PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def memory_and_threads(pid: int) -> dict[str, float | int | None]:
+    """rss_mb (VmRSS) and peak_rss_mb (VmHWM) in MiB, and threads (OS threads) now."""
+    fields = status_fields(pid)
+
+    def mib(key: str) -> float | None:
+        value = fields.get(key)
+        return round(int(value.split()[0]) / 1024, 1) if value else None  # in kB
+
+    threads = fields.get("Threads")
+    return {
+        "rss_mb": mib("VmRSS"),
+        "peak_rss_mb": mib("VmHWM"),
+        "threads": int(threads) if threads else None,
+    }
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """How many OS threads of the process bear each name (/proc/<pid>/task/*/comm, at most 15
+    characters: librdkafka and RocksDB name theirs; Python before 3.14 leaves its threads
+    with the process's name)."""
+    names: dict[str, int] = {}
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return names
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:  # ended meanwhile
+            continue
+        names[name] = names.get(name, 0) + 1
+    return dict(sorted(names.items(), key=lambda item: (-item[1], item[0])))
 
 
 class CpuMeter:

@@ -119,3 +119,32 @@ def test_visibility_benchmark_reports_list_count_and_floor(kafka_bootstrap: str)
     assert result["pages"] >= 1
     assert result["list_keys_read_max"] > 0 and result["count_keys_read"] > 0
     assert result["engine_caught_up_s"] >= 0 and result["index_caught_up_s"] >= 0
+
+
+def test_scale_benchmark_reports_signals_sustained_and_flat(kafka_bootstrap: str) -> None:
+    """Engine, service worker and client each in its own process, tiny sizes."""
+    result = run_benchmark(
+        "scale.py",
+        kafka_bootstrap,
+        "--signal-workflows", "20", "--sustained-workflows", "20", "--steps", "2",
+        "--window", "5", "--clients", "2", "--flat-steps", "1,5",
+    )  # fmt: skip
+    assert result["phases"] == ["e", "f", "g"]
+    # (e): every workflow waited, got its signal and ended with the right result
+    assert result["signal_workflows"] == result["signal_results_ok"] == 20
+    assert result["signals_per_s"] > 0 and result["signal_all_seconds"] > 0
+    assert 10 < result["engine_rss_mb_waiting"] <= result["engine_peak_rss_mb"] < 100_000
+    assert result["engine_threads_waiting"] >= result["engine_python_threads_waiting"] >= 1
+    assert sum(result["engine_thread_names_waiting"].values()) > 0
+    # (f)
+    assert result["sustained_workflows"] == result["sustained_results_ok"] == 20
+    assert result["sustained_window"] == 5
+    for key in ("sustained_steps_per_s", "sustained_workflows_per_s", "sustained_p50_ms"):
+        assert result[key] > 0, key
+    assert result["sustained_p95_ms"] >= result["sustained_p50_ms"]
+    # (g)
+    assert set(result["flat_ms_per_step"]) == {"1", "5"}
+    assert all(ms > 0 for ms in result["flat_ms_per_step"].values())
+    assert result["flat_base_steps"] == 1 and result["flat_largest_steps"] == 5
+    assert result["flat_5_vs_1"] == result["flat_largest_vs_base"] > 0
+    assert set(result["rss_mb"]) >= {"client", "engine", "worker"}
