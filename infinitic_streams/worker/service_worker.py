@@ -96,7 +96,7 @@ class ServiceWorker:
             # committed: the commit and the task's hop overlap. Execution is at-least-once
             # and task ids are deterministic, so a task of a transaction that aborts is the
             # one the engine issues again, and its result comes after the input that
-            # issued it (docs/ARCHITECTURE.md, "Exactly once").
+            # issued it (docs/ARCHITECTURE.md, "The task hop does not wait").
             {"isolation.level": "read_uncommitted"},
         )
         self._producer = Producer(kafka, {"message.max.bytes": topics.max_message_bytes + 1024})
