@@ -66,6 +66,17 @@ def test_transaction_reads_its_own_changes_then_the_store(store: PartitionStore)
     assert transaction.get("state", b"a") == b"stored"
 
 
+def test_a_delete_of_a_key_the_store_lacks_leaves_no_tombstone(store: PartitionStore) -> None:
+    store.write({"state": {b"kept": b"stored"}}, 1)
+    transaction = PartitionTransaction(store)
+    transaction.update({"state": {b"moved": b"1", b"kept": None}})
+    transaction.update({"state": {b"moved": None, b"never": None}})
+    assert transaction.changes == {"state": {b"kept": None}}  # only the stored key's delete
+    transaction.update({"state": {b"kept": b"again"}})
+    transaction.update({TIMERS: {b"gone": None}})
+    assert transaction.changes == {"state": {b"kept": b"again"}}
+
+
 def test_context_changes_stay_private_until_applied(store: PartitionStore) -> None:
     transaction = PartitionTransaction(store)
     context = Context(transaction, partition=0)

@@ -55,8 +55,18 @@ class PartitionTransaction:
         return sorted(found)[:limit]
 
     def update(self, changes: Changes) -> None:
+        """Take a handler's changes. A delete of a key the store does not hold (put and
+        deleted within this transaction, or never there) is dropped rather than kept as a
+        tombstone: one changelog record less (an index entry moved twice in a transaction)."""
         for family, entries in changes.items():
-            self.changes.setdefault(family, {}).update(entries)
+            buffered = self.changes.setdefault(family, {})
+            for key, value in entries.items():
+                if value is None and self.store.get(family, key) is None:
+                    buffered.pop(key, None)
+                else:
+                    buffered[key] = value
+            if not buffered:
+                del self.changes[family]
 
     def is_empty(self) -> bool:
         return not self.changes
