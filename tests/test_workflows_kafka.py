@@ -306,9 +306,11 @@ def test_tasks_read_before_an_aborted_commit_run_again_and_count_once(
         runs.setdefault(task_id, []).append(attempt)
     for handle in handles:
         wid = handle.id
-        assert runs[f"{wid}:3"] == ["1", "1"], runs  # from the aborted transaction, then again
-        for seq in (1, 2, 4, 5):
-            assert runs[f"{wid}:{seq}"] == ["1"], runs
+        # Read from the aborted transaction, then again (more than twice when the redo's
+        # transaction was aborted too, for another workflow's task: at least once).
+        assert len(runs[f"{wid}:3"]) >= 2, runs
+        for seq in range(1, 6):
+            assert set(runs[f"{wid}:{seq}"]) == {"1"}, runs  # the same task, not a retry
         history = handle.history()
         assert [e["seq"] for e in events(history, "TaskSucceeded")] == [1, 2, 3, 4, 5]
         assert len(events(history, "Ended")) == 1
