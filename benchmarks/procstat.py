@@ -38,14 +38,7 @@ def cpu_seconds(pid: int) -> float | None:
 
 def peak_rss_mb(pid: int) -> float | None:
     """The process's peak resident set (VmHWM) in MiB; None if it is gone or unknown."""
-    try:
-        lines = (PROC / str(pid) / "status").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)  # in kB
-    return None
+    return memory_and_threads(pid)["peak_rss_mb"]
 
 
 def status_fields(pid: int) -> dict[str, str]:

@@ -60,7 +60,6 @@ p50 over the floor's p50), the keys read and, as its last line, one JSON object:
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import uuid
@@ -71,7 +70,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import Background, argument_parser, delete_namespace, note, run_benchmark
+from common import (
+    Background,
+    argument_parser,
+    delete_namespace,
+    nearest_rank,
+    note,
+    run_benchmark,
+)
 from prometheus_client import CollectorRegistry
 
 from infinitic_streams import InfiniticClient, Worker, Workflow, workflow
@@ -169,14 +175,6 @@ class Settings:
     @property
     def kafka(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile (0.0 when none)."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 # -- the floor -----------------------------------------------------------------------------------
@@ -500,8 +498,8 @@ def summary(
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, values in measured.times.items():
-        result[f"{name}_p50_ms"] = round(percentile(values, 0.5), 2)
-        result[f"{name}_p95_ms"] = round(percentile(values, 0.95), 2)
+        result[f"{name}_p50_ms"] = round(nearest_rank(values, 0.5), 2)
+        result[f"{name}_p95_ms"] = round(nearest_rank(values, 0.95), 2)
         result[f"{name}_min_ms"] = round(min(values), 2) if values else 0.0
     floor = result["floor_p50_ms"]
     for name in ("list", "list_filtered", "count", "count_by_status", "page"):

@@ -104,7 +104,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import threading
 import time
@@ -125,6 +124,7 @@ from common import (
     commit,
     consumer_config,
     delete_namespace,
+    nearest_rank,
     note,
     run_benchmark,
     transactional_producer,
@@ -325,10 +325,7 @@ def median(runs: list[Measurement]) -> Measurement:
 
 def percentile(runs: list[Measurement], fraction: float) -> float:
     """The nearest-rank percentile of the step intervals of every run (0.0 when none)."""
-    values = sorted(v for m in runs for v in m.intervals_ms)
-    if not values:
-        return 0.0
-    return values[max(0, math.ceil(fraction * len(values)) - 1)]
+    return nearest_rank([v for m in runs for v in m.intervals_ms], fraction)
 
 
 def intervals(times_ms: list[float]) -> tuple[float, ...]:

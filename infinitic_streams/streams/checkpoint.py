@@ -221,11 +221,10 @@ class Checkpoint:
         so far: a batch cut short (a fence raised while producing) has fetched messages of
         other partitions that nothing handled, and they must be fetched again."""
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        for topic, partition in set(self.offsets) | set(self.committed):
+        for (topic, partition), offset in self.committed.items():  # each opened partition
             if (topic, partition) not in assigned:
                 continue
-            offset = self.committed.get((topic, partition))
-            if offset is None or offset < 0:
+            if offset < 0:
                 self._log(f"no committed offset for {topic}[{partition}]: rewinding to the start")
                 offset = 0
             self._consumer.seek(TopicPartition(topic, partition, offset))

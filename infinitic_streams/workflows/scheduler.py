@@ -37,12 +37,14 @@ class Branch:
     ) -> None:
         self.deferred: Deferred[Any] = Deferred(scheduler, name)
         self.waiting_on: Deferred[Any] | None = None
-        self.started = False
         self.finished = False
         self.unwinding = False
-        self.name = name
         self._fn, self._args = fn, args
         self._greenlet: greenlet | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._greenlet is not None
 
     def runnable(self) -> bool:
         if self.finished:
@@ -51,10 +53,8 @@ class Branch:
 
     def resume(self) -> None:
         """Run this branch until it blocks or ends (called by the scheduler)."""
-        if not self.started:
-            self.started = True
+        if self._greenlet is None:
             self._greenlet = greenlet(self._main)
-        assert self._greenlet is not None
         self._greenlet.parent = getcurrent()  # where control comes back when it blocks
         self._greenlet.switch()
 
