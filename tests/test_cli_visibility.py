@@ -31,7 +31,7 @@ from infinitic_streams.kafka.producer import Producer
 from infinitic_streams.topics import Topics, TopicSpec
 
 from .apps import workflows as apps
-from .test_cli import cli
+from .test_cli import cli, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 3
@@ -361,3 +361,26 @@ def read_keys(kafka: dict[str, str], topic: str, partitions: int) -> dict[str, i
     finally:
         consumer.close()
     return found
+
+
+# -- replay-check ----------------------------------------------------------------------------
+
+
+def test_replay_check_finds_a_change_running_workflows_cannot_take(
+    ns: Namespace, tmp_path: Path
+) -> None:
+    def check(module: str) -> tuple[int, str]:
+        config = tmp_path / f"{module}.toml"
+        workflows = (f"tests.apps.{module}:Sleeper",)
+        write_config(config, "127.0.0.1:1", workflows=workflows, services=())
+        code, out, err = cli("replay-check", "--workflow", "Sleeper", "-c", str(config), *ns.where)
+        return code, out + err
+
+    code, out = check("workflows")
+    assert code == 0, out
+    assert "1 running workflows checked: 1 replay, 0 diverge, 0 skipped." in out
+    code, out = check("changed")
+    assert code == 1, out
+    [row] = [r for r in table(out) if r and r[0] == ns.running]
+    assert row[1:3] == ["Sleeper", "DIVERGES"]
+    assert "timer" in row[3] and "task Steps.add" in row[3]

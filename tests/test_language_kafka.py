@@ -1,7 +1,9 @@
-"""The workflow language on the real broker: signals, child workflows, cancel, workflow
-timeouts, tag groups, and a kill -9 of an engine while parents wait on children and
-workflows wait on signals. One Worker (engine and services) serves the module's namespace;
-the kill -9 case runs its own engines in subprocesses."""
+"""The workflow language on the real broker: signals across partitions, child workflows on
+other partitions, cancel reaching a running task, tag groups, and a kill -9 of an engine while
+parents wait on children and workflows wait on signals. One Worker (engine and services)
+serves the module's namespace; the kill -9 case runs its own engines in subprocesses. What
+needs no Kafka to be proven (receive's where and limit, any_of against a timer, cancel in a
+retry delay, workflow timeouts) is in tests/test_testing_kit.py, on the test kit."""
 
 from __future__ import annotations
 
@@ -21,20 +23,16 @@ from infinitic_streams import (
     WorkflowCanceled,
     WorkflowNotFound,
     WorkflowStatus,
-    WorkflowTimedOut,
 )
 
 from .apps import language
 from .apps.language import (
-    Approval,
     Child,
     Deadline,
     Holder,
-    Hurried,
     Lingerer,
     Parent,
     Sender,
-    Stubborn,
     Tagged,
     Waiter,
 )
@@ -95,26 +93,6 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 def events(handle: Any, name: str) -> list[dict[str, Any]]:
     return [e for e in handle.history() if e["event"] == name]
-
-
-def test_signals_sent_before_receive_where_and_limit(client: InfiniticClient) -> None:
-    handle = client.dispatch(Approval.run)
-    for value in ["yes", "maybe", "no", "x"]:
-        handle.signal("decisions", value)  # returns once recorded
-    assert handle.result(timeout=RESULT_TIMEOUT_S) == ["yes", "no", "maybe", "x"]
-    assert len(events(handle, "SignalReceived")) == 4
-
-
-@pytest.mark.parametrize(
-    ("seconds", "signal", "expected"), [(60.0, 7, "signal 7"), (0.5, None, "timer")]
-)
-def test_any_of_receive_and_timer_is_won_by_each_side(
-    client: InfiniticClient, seconds: float, signal: int | None, expected: str
-) -> None:
-    handle = client.dispatch(Deadline.run, seconds)
-    if signal is not None:
-        handle.signal("answers", signal)
-    assert handle.result(timeout=RESULT_TIMEOUT_S) == expected
 
 
 def test_signals_to_a_missing_workflow_or_channel_raise_and_are_dead_lettered(
@@ -179,25 +157,6 @@ def test_cancel_reaches_the_child_and_its_running_async_task(
     wait_until(lambda: "cancelled True" in marker.read_text())  # the async task was cancelled
     assert holder.cancel() is False  # it has ended: nothing changes
     assert holder.describe().status == WorkflowStatus.CANCELED
-
-
-def test_cancel_during_a_retry_delay(client: InfiniticClient) -> None:
-    handle = client.dispatch(Stubborn.run)
-    wait_until(lambda: events(handle, "AttemptFailed"))  # the next attempt comes in 30 s
-    assert handle.cancel() is True
-    with pytest.raises(WorkflowCanceled, match="canceled by a client"):
-        handle.result(timeout=RESULT_TIMEOUT_S)
-    info = handle.describe()
-    assert (info.status, info.pending) == (WorkflowStatus.CANCELED, [])
-
-
-def test_a_workflow_past_its_timeout_fails_with_workflow_timed_out(
-    client: InfiniticClient,
-) -> None:
-    handle = client.dispatch(Hurried.run)
-    with pytest.raises(WorkflowTimedOut, match="still running 2 s after its start"):
-        handle.result(timeout=RESULT_TIMEOUT_S)
-    assert handle.describe().status == WorkflowStatus.FAILED
 
 
 def test_a_tag_group_of_five_among_others(client: InfiniticClient, tmp_path: Path) -> None:

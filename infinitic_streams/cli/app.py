@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import actions, dashboard, dlq, kafka, run, topics, workflows
+from infinitic_streams.cli import actions, dashboard, dlq, kafka, replay, run, topics, workflows
 from infinitic_streams.cli import visibility as visibility_commands
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app.command("list")(visibility_commands.list_workflows)
 app.command()(visibility_commands.count)
 app.command()(visibility_commands.events)
 app.command()(dashboard.dashboard)
+app.command("replay-check")(replay.replay_check)
 
 
 def _print_version(value: bool) -> None:

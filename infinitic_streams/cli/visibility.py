@@ -85,7 +85,7 @@ def list_workflows(
     """List workflows, most recently updated first (matching every filter given)."""
     configure_logging(log_level, log_format)
     status = _status(status)
-    with _index_client(config, namespace, bootstrap) as client:
+    with index_client(config, namespace, bootstrap) as client:
         found = _asked(lambda: client.list(workflow, status, tag, limit + 1, after))
     shown = found[:limit]
     next_cursor = shown[-1].cursor if len(found) > limit else None
@@ -121,7 +121,7 @@ def count(
     """Count workflows (matching every filter given); without --status, per status too."""
     configure_logging(log_level, log_format)
     status = _status(status)
-    with _index_client(config, namespace, bootstrap) as client:
+    with index_client(config, namespace, bootstrap) as client:
         by_status = _asked(lambda: client.count_by_status(workflow, tag))
     total = by_status.get(status, 0) if status else sum(by_status.values())
     output = output_of(output, json_flag)
@@ -202,7 +202,7 @@ def events(
 
 
 @contextmanager
-def _index_client(
+def index_client(
     config: Path, namespace: str | None, bootstrap: str | None
 ) -> Iterator[InfiniticClient]:
     """A client, once Kafka answers and (as far as Kafka says) a visibility index runs."""

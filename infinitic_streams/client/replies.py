@@ -2,35 +2,28 @@
 picked at random and read from its end in a background thread (`read_committed`: the engine
 answers after its transaction commits). Records keyed by another client's id are skipped.
 
-Two kinds of answers: a `WorkflowResult` (a workflow this client waits for has ended) and a
-`QueryReply` (to a request carrying a request id: a query, a signal, a cancel, a group)."""
+What the answers are and how they are waited for: `answers.py`."""
 
 from __future__ import annotations
 
 import logging
 import random
 import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import Future
 from typing import Any
 
-from infinitic_streams.errors import InfiniticError, WorkflowNotFound
+from infinitic_streams.client.answers import Answers
+from infinitic_streams.errors import InfiniticError
 from infinitic_streams.kafka.consumer import Consumer, TopicPartition
-from infinitic_streams.protocol import (
-    EnvelopeDecodeError,
-    QueryReply,
-    WorkflowResult,
-    WorkflowStatus,
-    decode,
-)
+from infinitic_streams.protocol import EnvelopeDecodeError, decode
 from infinitic_streams.topics import REPLY_PARTITIONS
 
 logger = logging.getLogger("infinitic_streams.client")
 
 
-class Replies:
+class Replies(Answers):
     def __init__(self, kafka: Mapping[str, Any], topic: str, client_id: str) -> None:
+        super().__init__()
         self._consumer = Consumer(
             kafka,
             f"{topic}.{client_id}",  # never joined nor committed
@@ -42,12 +35,7 @@ class Replies:
         start = self._consumer.end_offset(TopicPartition(topic, partition))
         self._consumer.assign([TopicPartition(topic, partition, start)])
         self._key = client_id.encode()
-        self._results: dict[str, tuple[int, WorkflowResult]] = {}  # with their arrival number
-        self._arrivals = 0
-        self._requests: dict[str, Future[QueryReply]] = {}
-        self._changed = threading.Condition()
         self._closed = threading.Event()
-        self.broken: InfiniticError | None = None  # what ended the listener, if anything
         self._listener = threading.Thread(target=self._listen, name="infinitic client", daemon=True)
         self._listener.start()
 
@@ -56,56 +44,6 @@ class Replies:
         not be closed by one thread while another consumes)."""
         self._closed.set()
         self._listener.join(15)
-
-    def expect(self, request_id: str) -> Future[QueryReply]:
-        """A future that gets the QueryReply to `request_id` (register before sending)."""
-        future: Future[QueryReply] = Future()
-        self._requests[request_id] = future
-        future.add_done_callback(lambda _: self._requests.pop(request_id, None))
-        return future
-
-    def latest(self, workflow_id: str) -> WorkflowResult | None:
-        """The last end of this workflow that reached this client, if any."""
-        with self._changed:
-            return self._results.get(workflow_id, (0, None))[1]
-
-    def mark(self) -> int:
-        """The arrival number of the last answer so far: `wait_result(after=mark())` waits
-        for an answer that comes later."""
-        with self._changed:
-            return self._arrivals
-
-    def wait_result(
-        self,
-        workflow_id: str,
-        timeout: float | None,
-        asked: Future[QueryReply] | None,
-        after: int = 0,
-    ) -> WorkflowResult | None:
-        """The workflow's end, from an answer that arrived after `after` (None after
-        `timeout`); `WorkflowNotFound` when the RESULT query `asked` says there is no such
-        workflow."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while True:
-                self.check()
-                arrival, result = self._results.get(workflow_id, (0, None))
-                if (
-                    result is not None
-                    and arrival > after
-                    and result.status != WorkflowStatus.RUNNING
-                ):
-                    return result
-                if asked is not None and asked.done() and not asked.result().found:
-                    raise WorkflowNotFound(workflow_id)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._changed.wait(remaining if remaining is not None else 1.0)
-
-    def check(self) -> None:
-        if self.broken is not None:
-            raise self.broken
 
     def _listen(self) -> None:
         try:
@@ -130,14 +68,4 @@ class Replies:
                     message = decode(record.value()).message
                 except EnvelopeDecodeError:
                     continue
-                if isinstance(message, WorkflowResult):
-                    with self._changed:
-                        self._arrivals += 1
-                        self._results[message.workflow_id] = (self._arrivals, message)
-                        self._changed.notify_all()
-                elif isinstance(message, QueryReply):
-                    future = self._requests.get(message.request_id)
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                    with self._changed:
-                        self._changed.notify_all()
+                self.take(message)

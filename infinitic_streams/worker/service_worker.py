@@ -30,11 +30,9 @@ cluster are logged and waited out.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,18 +40,15 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from infinitic_streams import payload
-from infinitic_streams.definitions import ServiceSpec, service_spec
-from infinitic_streams.errors import PayloadTooLarge, SerializationError
+from infinitic_streams.definitions import ServiceSpec
+from infinitic_streams.errors import PayloadTooLarge
 from infinitic_streams.kafka.consumer import Consumer, Message, TopicPartition
 from infinitic_streams.kafka.producer import Delivery, Producer
 from infinitic_streams.logs import numbers, one_line
 from infinitic_streams.protocol import (
     CancelTask,
     Envelope,
-    ErrorInfo,
     ExecuteTask,
-    Payload,
     TaskCompleted,
     TaskFailed,
     decode,
@@ -63,8 +58,9 @@ from infinitic_streams.protocol.messages import new_message_id
 from infinitic_streams.streams.dead_letter import DeadLetter
 from infinitic_streams.topics import Topics
 from infinitic_streams.worker.offsets import OffsetTracker
-from infinitic_streams.worker.task_context import TaskContext, set_task_context
+from infinitic_streams.worker.task_context import TaskContext
 from infinitic_streams.worker.task_metrics import CANCELED, FAILED, SUCCEEDED, TaskMetrics
+from infinitic_streams.worker.task_runner import TaskRunner, context_of, outcome
 
 logger = logging.getLogger("infinitic_streams.worker")
 COMMIT_INTERVAL_S = 0.2
@@ -82,8 +78,8 @@ class ServiceWorker:
         failure_level: int = logging.INFO,
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
-        self.implementation = implementation
-        self.spec: ServiceSpec = service_spec(implementation)
+        self.runner = TaskRunner(implementation, topics.max_payload_bytes, self._log_failure)
+        self.spec: ServiceSpec = self.runner.spec
         self.topics = topics
         self.topic = topics.tasks(self.spec.name)
         self.concurrency = concurrency
@@ -182,21 +178,20 @@ class ServiceWorker:
             self._running += 1
         self._started[task.task_id] = time.monotonic()
         self.metrics.started(task.method_name, time.time() - envelope.sent_at_ms / 1000)
-        context = _context_of(task)
-        method = getattr(self.implementation, task.method_name, None)
-        if method is not None and inspect.iscoroutinefunction(method):
+        context = context_of(task)
+        if self.runner.is_async(task):
             future = asyncio.run_coroutine_threadsafe(
-                self._run_async(task, method, context), self._async_loop()
+                self.runner.run_async(task, context), self._async_loop()
             )
             self._active[task.task_id] = (context, future)
             future.add_done_callback(
-                lambda f: self._guarded(lambda: self._finished(task, _outcome(task, f), position))
+                lambda f: self._guarded(lambda: self._finished(task, outcome(task, f), position))
             )
         else:
             self._active[task.task_id] = (context, None)
             self._pool.submit(
                 self._guarded,
-                lambda: self._finished(task, self._run_sync(task, method, context), position),
+                lambda: self._finished(task, self.runner.run_sync(task, context), position),
             )
 
     def _cancel(self, message: CancelTask) -> None:
@@ -221,72 +216,6 @@ class ServiceWorker:
         except BaseException as error:
             if self._crash is None:
                 self._crash = error
-
-    def _run_sync(
-        self, task: ExecuteTask, method: Callable[..., Any] | None, context: TaskContext
-    ) -> TaskCompleted | TaskFailed:
-        try:
-            args, return_hint = self._prepare(task, method, context)
-            assert method is not None
-            return self._completed(task, method(*args), return_hint)
-        except Exception as error:
-            return self._failed(task, error)
-
-    async def _run_async(
-        self, task: ExecuteTask, method: Callable[..., Any], context: TaskContext
-    ) -> TaskCompleted | TaskFailed:
-        try:
-            args, return_hint = self._prepare(task, method, context)
-            running = method(*args)
-            if task.timeout_seconds is not None:  # an async task can be stopped; a thread cannot
-                running = asyncio.wait_for(running, task.timeout_seconds)
-            return self._completed(task, await running, return_hint)
-        except Exception as error:
-            return self._failed(task, error)
-
-    def _prepare(
-        self, task: ExecuteTask, method: Callable[..., Any] | None, context: TaskContext
-    ) -> tuple[list[Any], Any]:
-        """Decode the arguments with the contract's hints and set `task_context()`."""
-        if method is None or task.method_name.startswith("_"):
-            raise UnknownMethod(f"service {self.spec.name} has no method {task.method_name!r}")
-        contract_method = getattr(self.spec.contract, task.method_name, method)
-        param_hints, return_hint = payload.hints_of(contract_method)
-        args = payload.decode_args([p.data for p in task.args], param_hints)
-        set_task_context(context)
-        return args, return_hint
-
-    def _completed(
-        self, task: ExecuteTask, value: Any, return_hint: Any
-    ) -> TaskCompleted | TaskFailed:
-        try:
-            data = payload.encode(value, return_hint, path="result")
-            payload.check_size([data], self.topics.max_payload_bytes, "the task's result")
-        except (SerializationError, PayloadTooLarge) as error:
-            return self._failed(task, error)
-        return TaskCompleted(
-            task_id=task.task_id,
-            workflow_id=task.workflow_id,
-            attempt=task.attempt,
-            result=Payload(data=data),
-        )
-
-    def _failed(self, task: ExecuteTask, error: Exception) -> TaskFailed:
-        retryable = self.spec.retry.retries(error) and not isinstance(
-            error, UnknownMethod | SerializationError | PayloadTooLarge
-        )
-        self._log_failure(task, error, retryable)
-        return TaskFailed(
-            task_id=task.task_id,
-            workflow_id=task.workflow_id,
-            attempt=task.attempt,
-            error=ErrorInfo(
-                type_name=type(error).__name__,
-                message=str(error),
-                traceback="".join(traceback.format_exception(error)),
-            ),
-            retryable=retryable,
-        )
 
     def _log_failure(self, task: ExecuteTask, error: Exception, retryable: bool) -> None:
         with self._lock:
@@ -314,7 +243,7 @@ class ServiceWorker:
         def refused(reason: str) -> bytes:  # the topic takes less than we do: fail the task
             what = f"the task's result record (refused by {self.topics.engine}: {reason})"
             error = PayloadTooLarge(what, len(value), self.topics.max_message_bytes)
-            return _envelope(self._failed(task, error))
+            return _envelope(self.runner.failed(task, error))
 
         self._active.pop(task.task_id, None)
         started = self._started.pop(task.task_id, time.monotonic())
@@ -427,46 +356,10 @@ class ServiceWorker:
         )
 
 
-def _context_of(task: ExecuteTask) -> TaskContext:
-    return TaskContext(
-        task.task_id,
-        task.attempt,
-        task.service_name,
-        task.method_name,
-        task.workflow_id,
-        task.workflow_name,
-        task.tags,
-        dict(task.meta),
-    )
-
-
-def _outcome(
-    task: ExecuteTask, done: Future[TaskCompleted | TaskFailed]
-) -> TaskCompleted | TaskFailed:
-    """The result of an async task; a cancelled one (its workflow was canceled) failed."""
-    if not done.cancelled():
-        return done.result()
-    return TaskFailed(
-        task_id=task.task_id,
-        workflow_id=task.workflow_id,
-        attempt=task.attempt,
-        error=ErrorInfo(
-            type_name="CancelledError",
-            message="the task was cancelled: its workflow was canceled",
-            traceback="",
-        ),
-        retryable=False,
-    )
-
-
 def _outcome_name(result: TaskCompleted | TaskFailed) -> str:
     if isinstance(result, TaskCompleted):
         return SUCCEEDED
     return CANCELED if result.error.type_name == "CancelledError" else FAILED
-
-
-class UnknownMethod(Exception):
-    """The task names a method the service does not have (never retried)."""
 
 
 def _task_fields(task: ExecuteTask) -> dict[str, object]:
