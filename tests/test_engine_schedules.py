@@ -195,10 +195,13 @@ def test_cron_is_read_in_the_schedules_time_zone(harness) -> None:
 
 def test_a_firing_that_cannot_start_does_not_block_skip(harness) -> None:
     h = harness([Job])
-    ask(h, ScheduleAction.CREATE, workflow_name="Missing", overlap="skip")
+    found, answer = ask(h, ScheduleAction.CREATE, workflow_name="Missing")
+    assert not found and "no workflow named 'Missing'" in answer.error  # refused at create
+    ask(h, ScheduleAction.CREATE, overlap="skip")
+    h.redeploy([])  # an engine without Job: the firings' dispatches are refused
     h.advance(10)
-    assert fired_ids(h) == ["s1@1970-01-01T00:16:50Z"]  # refused: no engine runs Missing
-    assert "no workflow named 'Missing'" in h.dead_letters[0]
+    assert fired_ids(h) == ["s1@1970-01-01T00:16:50Z"]
+    assert "no workflow named 'Job'" in h.dead_letters[0]
     h.pump()
     assert describe(h).running is None
     h.advance(10)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from infinitic_streams import InfiniticClient, ScheduleNotFound, Worker, WorkflowNotFound
+from infinitic_streams import (
+    InfiniticClient,
+    InfiniticError,
+    ScheduleNotFound,
+    Worker,
+    WorkflowNotFound,
+)
 from infinitic_streams.client import ScheduleInfo
 from tests.apps.workflows import SERVICES, Sum
 
@@ -124,6 +130,8 @@ def test_client_calls_and_refusals(
         client.schedule("bad", Sum.run, 1, cron="0 3 * * *", timezone="Mars/Base")
     with pytest.raises(ValueError, match="unknown overlap policy 'queue'"):
         client.schedule("bad", Sum.run, 1, cron="0 3 * * *", overlap="queue")
+    with pytest.raises(InfiniticError, match="refused: no workflow named 'NotThere'"):
+        client.schedule_encoded("bad", "NotThere", "run", [], cron="0 3 * * *")
     yearly = client.schedule("y", Sum.run, 1, cron="0 3 1 1 *", timezone="Europe/Paris")
     info = yearly.describe()
     assert (info.workflow, info.method, info.args, info.overlap) == ("Sum", "run", (1,), "skip")

@@ -21,7 +21,8 @@ now: the slots missed in between are not started. Pause cancels the timer; resum
 the first slot after now. Delete removes the state and the timer (a workflow running keeps
 running; its end notice finds no schedule and is dropped).
 
-A CREATE of an existing id with the same definition changes nothing (idempotent, paused or
+A CREATE naming a workflow this engine does not run is refused (its firings would be). A
+CREATE of an existing id with the same definition changes nothing (idempotent, paused or
 not); with another definition it replaces it: the new definition, active, next firing from
 now, keeping what it fired (last firing, last workflow, the one running, counters).
 """
@@ -104,6 +105,13 @@ def _create(engine: WorkflowEngine, ctx: Context, message: ScheduleRequest, now:
         cron.check(definition.cron, definition.timezone, definition.overlap)
     except ValueError as error:
         _answer(engine, ctx, message, False, ScheduleAnswer(error=str(error)))
+        return
+    if definition.workflow_name not in engine.workflows:  # its firings would be refused
+        why = (
+            f"no workflow named {definition.workflow_name!r} in this engine (it runs: "
+            f"{sorted(engine.workflows)})"
+        )
+        _answer(engine, ctx, message, False, ScheduleAnswer(error=why))
         return
     new = ScheduleDescription(
         schedule_id=message.schedule_id,
