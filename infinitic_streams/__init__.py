@@ -2,11 +2,19 @@
 
 import logging
 
-from infinitic_streams.client import InfiniticClient, WorkflowGroup, WorkflowHandle, WorkflowInfo
+from infinitic_streams.client import (
+    InfiniticClient,
+    ScheduleHandle,
+    ScheduleInfo,
+    WorkflowGroup,
+    WorkflowHandle,
+    WorkflowInfo,
+)
 from infinitic_streams.definitions import RetryPolicy, service, workflow
 from infinitic_streams.errors import (
     InfiniticError,
     NonDeterministicWorkflow,
+    ScheduleNotFound,
     SerializationError,
     TaskFailed,
     TaskTimedOut,
@@ -29,6 +37,9 @@ __all__ = [
     "InfiniticError",
     "NonDeterministicWorkflow",
     "RetryPolicy",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SerializationError",
     "TaskContext",
     "TaskFailed",

@@ -86,6 +86,14 @@ class WorkflowNotFound(InfiniticError):
         super().__init__(f"no workflow with id {workflow_id}")
 
 
+class ScheduleNotFound(InfiniticError):
+    """The engine has no schedule with this id (never created, or deleted)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"no schedule with id {schedule_id}")
+
+
 class WorkflowCanceled(InfiniticError):
     """A workflow was canceled."""
 

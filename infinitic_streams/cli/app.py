@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from infinitic_streams import __version__
-from infinitic_streams.cli import actions, dashboard, dlq, kafka, replay, run, topics, workflows
+from infinitic_streams.cli import (
+    actions,
+    dashboard,
+    dlq,
+    kafka,
+    replay,
+    run,
+    schedules,
+    topics,
+    workflows,
+)
 from infinitic_streams.cli import visibility as visibility_commands
 
 app = typer.Typer(
@@ -19,12 +29,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for group in (kafka.app, topics.app, dlq.app):
+for group in (kafka.app, topics.app, dlq.app, schedules.app):
     group.rich_markup_mode = None
     group.info.no_args_is_help = True
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(topics.app, name="topics")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(schedules.app, name="schedule")
 app.command()(run.dev)
 app.command()(run.engine)
 app.command()(run.worker)

@@ -5,5 +5,13 @@ It talks to the engines through Kafka only: it never imports the engine or its s
 from infinitic_streams.client.client import InfiniticClient
 from infinitic_streams.client.group import WorkflowGroup
 from infinitic_streams.client.handle import WorkflowHandle, WorkflowInfo
+from infinitic_streams.client.schedules import ScheduleHandle, ScheduleInfo
 
-__all__ = ["InfiniticClient", "WorkflowGroup", "WorkflowHandle", "WorkflowInfo"]
+__all__ = [
+    "InfiniticClient",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "WorkflowGroup",
+    "WorkflowHandle",
+    "WorkflowInfo",
+]

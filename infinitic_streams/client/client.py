@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from infinitic_streams import payload
-from infinitic_streams.client import visibility
+from infinitic_streams.client import schedules, visibility
 from infinitic_streams.client.group import WorkflowGroup
 from infinitic_streams.client.handle import WorkflowHandle, WorkflowInfo
 from infinitic_streams.client.replies import Replies
+from infinitic_streams.client.schedules import ScheduleHandle, ScheduleInfo
 from infinitic_streams.config import InfiniticConfig
 from infinitic_streams.definitions import workflow_spec
 from infinitic_streams.errors import InfiniticError, WorkflowNotFound
@@ -39,6 +40,7 @@ from infinitic_streams.protocol import (
     QueryKind,
     QueryReply,
     QueryWorkflow,
+    ScheduleAction,
     encode,
 )
 from infinitic_streams.topics import Topics
@@ -190,6 +192,70 @@ class InfiniticClient:
         """How many workflows of each status (RUNNING, COMPLETED, FAILED, CANCELED) match."""
         counts, _ = visibility.ask(self, workflow, None, tag, 0)
         return counts
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        id: str,
+        method: Callable[..., Any],
+        *args: Any,
+        cron: str,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        tags: tuple[str, ...] | list[str] = (),
+    ) -> ScheduleHandle:
+        """Start `MyWorkflow.method(*args)` on each firing of `cron` (5 fields, or 6 with the
+        seconds first), read in `timezone`; return once the engine has recorded it.
+
+        Each firing starts the workflow `<id>@<fire time, ISO UTC>`. `overlap="skip"` starts
+        nothing while the previous firing's workflow runs; `"allow"` starts every firing.
+        Creating an existing id with the same definition changes nothing; with another
+        definition it replaces it (active, next firing from now). A bad cron expression, time
+        zone or overlap raises ValueError before anything is sent."""
+        cls = _defining_class(method)
+        param_hints, _ = payload.hints_of(method)
+        encoded = payload.encode_args(args, param_hints)
+        name = workflow_spec(cls).name
+        self.schedule_encoded(id, name, method.__name__, encoded, cron, timezone, overlap, tags)
+        return ScheduleHandle(self, id)
+
+    def schedule_encoded(
+        self,
+        id: str,
+        workflow_name: str,
+        method_name: str,
+        args: list[bytes],
+        cron: str,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        tags: tuple[str, ...] | list[str] = (),
+    ) -> ScheduleInfo:
+        """`schedule` by workflow name, with arguments already encoded as payload JSON."""
+        return schedules.create(
+            self, id, workflow_name, method_name, args, cron, timezone, overlap, tags
+        )
+
+    def get_schedule(self, id: str) -> ScheduleHandle:
+        """A handle on the schedule with this id (`describe()` raises ScheduleNotFound if
+        there is none)."""
+        return ScheduleHandle(self, id)
+
+    def pause_schedule(self, id: str) -> ScheduleInfo:
+        """Stop firing (no-op if paused); raises ScheduleNotFound."""
+        return schedules.request(self, id, ScheduleAction.PAUSE)
+
+    def resume_schedule(self, id: str) -> ScheduleInfo:
+        """Fire again, from the first firing after now (no-op if active)."""
+        return schedules.request(self, id, ScheduleAction.RESUME)
+
+    def delete_schedule(self, id: str) -> None:
+        """Remove the schedule (the workflows it started go on); raises ScheduleNotFound."""
+        schedules.request(self, id, ScheduleAction.DELETE)
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule of the namespace, by id (one request to each engine partition)."""
+        return schedules.list_all(self)
 
     def engine_running(self) -> bool | None:
         """Whether an engine consumes this namespace now (a member of its engine group);

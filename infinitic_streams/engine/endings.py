@@ -11,7 +11,7 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import children, events, outputs, storage, tags, timers
+from infinitic_streams.engine import children, events, outputs, schedules, storage, tags, timers
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import ErrorState, WorkflowState
 from infinitic_streams.errors import TaskFailed, WorkflowCanceled, WorkflowTimedOut
@@ -62,6 +62,9 @@ def end(
         outputs.reply_result(engine, ctx, reply_to, state)
     state.waiters = []
     _tell_parents(engine, ctx, state)
+    if state.schedule_id is not None:
+        schedules.tell_schedule(engine, ctx, state.schedule_id, state.workflow_id, state.status)
+        state.schedule_id = None
     tags.status_changed(engine, ctx, state)
     storage.save_state(ctx, state)
     engine.cache.drop(state.workflow_id)

@@ -14,6 +14,7 @@ here too, in the process that owns the workflow's partition: a task step costs t
 - `cancel.py`: CancelWorkflow, and the workflow timeout timer;
 - `tags.py`: TagUpdate and GroupRequest (the tag index, on the tags topic);
 - `queries.py`: QueryWorkflow (result, describe, history);
+- `schedules.py`: ScheduleRequest, ScheduledWorkflowEnded, and the schedule timer;
 and `steps.py` records the facts those handlers return and runs the workflow code
 (`instances.py` gives the live instance, from `cache.py` or a replay; `commands.py` carries
 out what the code asks; `endings.py` ends a workflow).
@@ -45,6 +46,7 @@ from infinitic_streams.engine import (
     children,
     lifecycle,
     queries,
+    schedules,
     signals,
     steps,
     tags,
@@ -64,6 +66,8 @@ from infinitic_streams.protocol import (
     Message,
     QueryWorkflow,
     RetryWorkflow,
+    ScheduledWorkflowEnded,
+    ScheduleRequest,
     SendSignal,
     TagUpdate,
 )
@@ -130,6 +134,10 @@ class WorkflowEngine:
                 tags.update(ctx, message)
             case GroupRequest():
                 tags.act(self, ctx, message)
+            case ScheduleRequest():
+                schedules.request(self, ctx, message, now)
+            case ScheduledWorkflowEnded():
+                schedules.workflow_ended(ctx, message)
             case _:
                 raise UnknownMessage(f"the engine does not handle {type(message).__name__}")
 
@@ -144,6 +152,8 @@ class WorkflowEngine:
             self._record(ctx, timers.fired(ctx, workflow_id, seq, now), now)
         elif kind == timers.TASK_RETRY:
             tasks.retry_due(self, ctx, workflow_id, seq, now)
+        elif kind == timers.SCHEDULE:
+            schedules.fire(self, ctx, workflow_id, now)
         elif kind == timers.TASK_TIMEOUT:
             self._record(ctx, tasks.timed_out(self, ctx, workflow_id, seq, attempt, now), now)
 

@@ -19,6 +19,7 @@ from infinitic_streams.engine import (
     instances,
     outputs,
     queries,
+    schedules,
     steps,
     storage,
     tags,
@@ -49,6 +50,8 @@ def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, no
             queries.wait_for_end(engine, ctx, state, message.reply_to)
         if message.parent is not None:
             children.join(engine, ctx, state, message.parent)
+        if message.schedule_id is not None:
+            _join_schedule(engine, ctx, state, message.schedule_id)
         storage.save_state(ctx, state)
         return
     if message.workflow_name not in engine.workflows:
@@ -66,6 +69,7 @@ def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, no
         now,
         waiters=[message.reply_to] if message.reply_to else [],
         parents=[children.parent_ref(message.parent)] if message.parent else [],
+        schedule_id=message.schedule_id,
     )
     events.record(engine, ctx, state, s.Started(now, message.method_name, args))
     tags.status_changed(engine, ctx, state)
@@ -79,6 +83,17 @@ def dispatch(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow, no
     steps.apply(engine, ctx, state, execution, step, now)
 
 
+def _join_schedule(
+    engine: WorkflowEngine, ctx: Context, state: WorkflowState, schedule_id: str
+) -> None:
+    """A schedule's firing found its id taken: it waits for that workflow (told now if it
+    has ended). The caller saves the state."""
+    if state.status != WorkflowStatus.RUNNING:
+        schedules.tell_schedule(engine, ctx, schedule_id, state.workflow_id, state.status)
+    elif state.schedule_id is None:
+        state.schedule_id = schedule_id
+
+
 def refuse(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow) -> None:
     """No such workflow here: dead-letter the dispatch (nothing is stored, so the same
     dispatch works once an engine runs the workflow) and tell the waiting client now."""
@@ -90,6 +105,10 @@ def refuse(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow) -> N
     if message.parent is not None:
         children.refused(
             engine, ctx, message.parent, message.workflow_id, message.workflow_name, reason
+        )
+    if message.schedule_id is not None:  # the schedule must not wait for it
+        schedules.tell_schedule(
+            engine, ctx, message.schedule_id, message.workflow_id, WorkflowStatus.FAILED
         )
     if message.reply_to:
         error = ErrorInfo(type_name=UnknownWorkflow.__name__, message=reason, traceback="")

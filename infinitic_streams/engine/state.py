@@ -64,6 +64,7 @@ class WorkflowState:
     # signals per channel, and the receives waiting for a signal.
     signals_waiting: dict[str, int] = field(default_factory=dict)
     receiving: list[str] = field(default_factory=list)
+    schedule_id: str | None = None  # the schedule that started it: told when it ends
 
 
 @dataclass

@@ -59,6 +59,7 @@ class DispatchWorkflow:
     meta: dict[str, str]
     reply_to: str | None = None
     parent: ParentWorkflow | None = None
+    schedule_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +243,49 @@ class ListWorkflows:
     after: str | None = None
 
 
+class ScheduleAction(StrEnum):
+    CREATE = "CREATE"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    DELETE = "DELETE"
+    DESCRIBE = "DESCRIBE"
+    LIST = "LIST"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleDefinition:
+    """A schedule: the workflow method it starts, with which arguments, and when."""
+
+    workflow_name: str
+    method_name: str
+    args: tuple[Payload, ...]
+    tags: tuple[str, ...]
+    cron: str
+    timezone: str
+    overlap: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRequest:
+    """Create, pause, resume, delete or describe a schedule (keyed by its id), or list the
+    schedules of one engine partition (LIST); the answer is a QueryReply (JSON)."""
+
+    request_id: str
+    schedule_id: str
+    action: ScheduleAction
+    reply_to: str
+    definition: ScheduleDefinition | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledWorkflowEnded:
+    """A workflow started by a schedule ended: sent to the schedule, exactly once."""
+
+    schedule_id: str
+    workflow_id: str
+    status: WorkflowStatus
+
+
 Message: TypeAlias = (
     DispatchWorkflow
     | ExecuteTask
@@ -259,6 +303,8 @@ Message: TypeAlias = (
     | TagUpdate
     | GroupRequest
     | ListWorkflows
+    | ScheduleRequest
+    | ScheduledWorkflowEnded
 )
 
 # In the order of the Avro union (a new kind is appended in both places).
@@ -279,6 +325,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TagUpdate,
     GroupRequest,
     ListWorkflows,
+    ScheduleRequest,
+    ScheduledWorkflowEnded,
 )
 
 

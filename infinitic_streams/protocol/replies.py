@@ -90,3 +90,33 @@ class ListAnswer:
 
     counts: dict[str, int] = field(default_factory=dict)
     items: list[WorkflowSummary] = field(default_factory=list)
+
+
+@dataclass
+class ScheduleDescription:
+    """A schedule as its engine keeps it (times in epoch ms)."""
+
+    schedule_id: str
+    workflow_name: str
+    method: str
+    cron: str
+    timezone: str
+    overlap: str
+    paused: bool = False
+    tags: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)  # JSON of each argument
+    created_at_ms: int = 0
+    next_fire_ms: int | None = None  # None while paused
+    last_fire_ms: int | None = None
+    last_workflow_id: str | None = None
+    running: str | None = None  # the workflow of the last firing, while it runs
+    fired: int = 0  # workflows started
+    skipped: int = 0  # firings skipped (overlap="skip")
+
+
+@dataclass
+class ScheduleAnswer:
+    """The answer to a ScheduleRequest: the schedule(s) concerned, or why it was refused."""
+
+    schedules: list[ScheduleDescription] = field(default_factory=list)
+    error: str = ""

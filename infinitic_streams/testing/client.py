@@ -12,7 +12,7 @@ from typing import Protocol
 from infinitic_streams.client.answers import Answers
 from infinitic_streams.client.client import InfiniticClient, _envelope
 from infinitic_streams.errors import InfiniticError
-from infinitic_streams.protocol import Message, QueryReply, encode
+from infinitic_streams.protocol import Message, QueryReply, WorkflowResult, encode
 from infinitic_streams.topics import Topics
 
 
@@ -34,10 +34,15 @@ class MemoryAnswers(Answers):
     def __init__(self, host: Host) -> None:
         super().__init__()
         self._host = host
-        self._deadline: float | None = None
-        self._workflow_id = ""
+        self._workflow_id = ""  # the one waited for
 
-    def wait_result(self, workflow_id, timeout, asked, after=0):  # type: ignore[no-untyped-def]
+    def wait_result(
+        self,
+        workflow_id: str,
+        timeout: float | None,
+        asked: Future[QueryReply] | None,
+        after: int = 0,
+    ) -> WorkflowResult | None:
         self._workflow_id = workflow_id
         return super().wait_result(workflow_id, timeout, asked, after)
 

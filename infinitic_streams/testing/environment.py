@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,8 +42,8 @@ class WorkflowEnvironment:
 
     def __init__(
         self,
-        services: list[object] = (),  # type: ignore[assignment]
-        workflows: list[type] = (),  # type: ignore[assignment]
+        services: Sequence[object] = (),  # implementations, as a Worker takes them
+        workflows: Sequence[type] = (),
         auto_skip: bool = False,
         namespace: str = "test",
         start: datetime | None = None,
