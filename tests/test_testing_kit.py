@@ -282,3 +282,20 @@ def test_the_readme_s_test_kit_snippets_are_the_example_s_code() -> None:
     assert len(blocks) == 2
     for block in blocks:
         assert block.strip("\n") in source
+
+
+def test_a_schedule_fires_as_time_moves_and_stops_when_paused() -> None:
+    with env_of(services=[MailerImpl()]) as env:
+        schedule = env.client.schedule("daily", Reminder.run, "team@example.com", cron="0 9 * * *")
+        env.skip(timedelta(days=2, hours=10))
+        # A Reminder runs 25 h: the firing of day 2 is skipped (overlap="skip"), not day 3's.
+        fired = sorted(i.id for i in env.client.list(workflow=Reminder))
+        assert fired == ["daily@2030-01-01T09:00:00Z", "daily@2030-01-03T09:00:00Z"]
+        [info] = env.client.list_schedules()
+        assert info.id == "daily" and not info.paused
+        schedule.pause()
+        env.skip(timedelta(days=3))
+        assert env.client.count(workflow=Reminder) == 2
+        env.client.schedule("often", Reminder.run, "x", cron="0 * * * *", overlap="allow")
+        env.skip(timedelta(hours=3))
+        assert env.client.count(workflow=Reminder) == 5

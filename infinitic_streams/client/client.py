@@ -300,6 +300,10 @@ class InfiniticClient:
         return once Kafka has it (idempotent: the engine dedups)."""
         self._send_all(topic or self.topics.engine, [(key, message, partition)])
 
+    def _partitions_of(self, topic: str) -> int:
+        """How many partitions `topic` has (asked of Kafka)."""
+        return self._admin.topic_partitions((topic,))[topic]
+
     def _send_all(self, topic: str, messages: list[tuple[str, Message, int]]) -> None:
         """Send (key, message, partition) messages to `topic` at once; return once Kafka has
         them all."""

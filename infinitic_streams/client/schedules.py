@@ -162,7 +162,7 @@ def request(
 def list_all(client: InfiniticClient) -> list[ScheduleInfo]:
     """Every schedule: a LIST request to each partition of the engine topic, merged."""
     topic = client.topics.engine
-    partitions = client._admin.topic_partitions((topic,))[topic]
+    partitions = client._partitions_of(topic)
     request_id = uuid.uuid4().hex
     futures: dict[int, Future[QueryReply]] = {}
     messages = []

@@ -78,6 +78,9 @@ class TestClient(InfiniticClient):
     def _no_engine_hint(self) -> str:
         return ""
 
+    def _partitions_of(self, topic: str) -> int:
+        return 1
+
     def _send_all(self, topic: str, messages: list[tuple[str, Message, int]]) -> None:
         if self._closed:
             raise InfiniticError("this WorkflowEnvironment is closed")
