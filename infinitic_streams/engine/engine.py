@@ -144,6 +144,8 @@ class WorkflowEngine:
             self._record(ctx, timers.fired(ctx, workflow_id, seq, now), now)
         elif kind == timers.TASK_RETRY:
             tasks.retry_due(self, ctx, workflow_id, seq, now)
+        elif kind == timers.NEW_RUN:
+            lifecycle.start_run(self, ctx, workflow_id, now)
         elif kind == timers.TASK_TIMEOUT:
             self._record(ctx, tasks.timed_out(self, ctx, workflow_id, seq, attempt, now), now)
 

@@ -24,10 +24,12 @@ from infinitic_streams.protocol.history import (  # noqa: F401 - the engine's vi
     CancelSent,
     ChildFinished,
     ChildStarted,
+    ContinuedAsNew,
     Ended,
     ErrorState,
     HistoryEvent,
     InlineRecorded,
+    PatchRecorded,
     ReceiveStarted,
     Retried,
     RetryState,
@@ -64,6 +66,11 @@ class WorkflowState:
     # signals per channel, and the receives waiting for a signal.
     signals_waiting: dict[str, int] = field(default_factory=dict)
     receiving: list[str] = field(default_factory=list)
+    # Continue-as-new: the run's number (1 for the first), and the last command number of the
+    # runs before it (this run numbers its commands after it, so task ids, timer keys and
+    # default child ids of two runs never meet).
+    run: int = 1
+    seq_base: int = 0
 
 
 @dataclass

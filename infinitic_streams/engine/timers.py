@@ -5,7 +5,8 @@ partition's store and fires each exactly once, in a transaction (`streams/`). Ki
 - `T` a task attempt's timeout (seq, attempt), `R` a task's retry delay (seq): `tasks.py`;
 - `W` a workflow timer (`self.timer()`, `self.sleep()`) (seq): here;
 - `X` the retention of an ended workflow: `lifecycle.py`;
-- `O` the timeout of a workflow (`@workflow(timeout=...)`): `cancel.py`.
+- `O` the timeout of a workflow (`@workflow(timeout=...)`): `cancel.py`;
+- `N` the start of a new run (continue-as-new): `continuation.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from infinitic_streams.engine import storage
 from infinitic_streams.streams import Context
 
 TASK_TIMEOUT, TASK_RETRY, WORKFLOW_TIMER, RETENTION = b"T", b"R", b"W", b"X"
-WORKFLOW_TIMEOUT = b"O"
+WORKFLOW_TIMEOUT, NEW_RUN = b"O", b"N"
 
 
 def timer_key(kind: bytes, workflow_id: str, seq: int = 0, attempt: int = 0) -> bytes:
