@@ -230,3 +230,36 @@ def test_two_thousand_runs_keep_a_bounded_state_and_history(
     assert result_of(h) == sum(range(2001))
     assert h.state("loop-1").run == 2001
     assert len(h.transaction.items("__timers__", b"", b"\xff")) == 1  # its retention only
+
+
+@workflow("Switch")
+class SwitchV1(Workflow):
+    items = Channel(str)
+
+    def run(self, again: bool) -> str:
+        return self.items.receive().result()  # type: ignore[no-any-return]
+
+
+@workflow("Switch")
+class SwitchV2(Workflow):
+    items = Channel(str)
+
+    def run(self, again: bool) -> str:
+        if again:
+            self.continue_as_new(False)
+        return self.items.receive().result()  # type: ignore[no-any-return]
+
+
+def test_a_signal_whose_replay_continues_the_workflow_goes_to_the_new_run(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness([SwitchV1])
+    h.send(dispatch("s-1", "Switch", [b"true"]))
+    h.redeploy([SwitchV2])  # changed code: the replay that the signal causes continues
+    signal = SendSignal(
+        workflow_id="s-1", signal_id="s", channel="items", value=Payload(data=b'"x"')
+    )
+    h.send(signal)
+    assert result_of(h) == "x"
+    assert names(h.history("s-1")) == ["Started", "ReceiveStarted", "SignalReceived", "Ended"]
+    assert h.state("s-1").run == 2
