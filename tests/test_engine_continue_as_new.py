@@ -14,6 +14,7 @@ import pytest
 from infinitic_streams import payload
 from infinitic_streams.definitions import service, workflow
 from infinitic_streams.engine import state as s
+from infinitic_streams.engine.timers import WORKFLOW_TIMER, timer_key
 from infinitic_streams.protocol import (
     CancelTask,
     ChildEnded,
@@ -190,11 +191,14 @@ def test_the_old_run_timers_and_tasks_are_dropped_its_children_left_running(
     [cancel] = h.take(CancelTask)
     assert cancel.task_id == task.task_id == "l-1:1"
     assert h.transaction.get("state", s.task_key("l-1", 1)) is None  # forgotten
+    timer_of_run_1 = timer_key(WORKFLOW_TIMER, "l-1", 2)
+    assert h.transaction.get("__timer_index__", timer_of_run_1) is None  # dropped
     h.pump()  # the child starts
     h.advance(0.001)  # run 2 starts (waits 10 s); the child's run 2 ends it
     assert h.state("left-child").status == WorkflowStatus.COMPLETED
     assert [m.seq for _, m in h.outbox if isinstance(m, ChildEnded)] == [3]
     h.pump()  # delivered to run 2, which does not record it: it was run 1's child
+    assert h.transaction.get("__timer_index__", timer_key(WORKFLOW_TIMER, "l-1", 4)) is not None
     h.reply(task, 3, int)  # a late result of run 1's task: ignored
     h.advance(59.0)  # run 1's timer was dropped; run 2's fired
     assert names(h.history("l-1")) == ["Started", "TimerScheduled", "TimerFired", "Ended"]
