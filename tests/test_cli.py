@@ -298,7 +298,7 @@ def test_dispatch_wait_describe_history(
     assert info["args"] == ["me@example.com", url]
     assert set(info) == {
         "id", "name", "method", "status", "started_at", "updated_at", "tags", "args", "result",
-        "error", "traceback", "pending", "children", "signals_waiting",
+        "error", "traceback", "pending", "children", "signals_waiting", "run", "patches",
     }  # fmt: skip
     assert (info["children"], info["signals_waiting"]) == ([], {})
 

@@ -402,6 +402,10 @@ def _print_info(info: WorkflowInfo) -> None:
     if waiting := {channel: n for channel, n in info.signals_waiting.items() if n}:
         lines = (f"{channel}: {n} not received yet" for channel, n in sorted(waiting.items()))
         rows.append(("signals", "\n".join(lines)))
+    if info.run > 1:
+        rows.append(("run", f"{info.run} (continued as new {info.run - 1} times)"))
+    if info.patches:
+        rows.append(("patches", ", ".join(info.patches)))
     print_rows(rows)
 
 
@@ -435,4 +439,6 @@ def info_json(info: WorkflowInfo) -> dict[str, Any]:
             for child_id, name, status in info.children
         ],
         "signals_waiting": dict(info.signals_waiting),
+        "run": info.run,
+        "patches": list(info.patches),
     }

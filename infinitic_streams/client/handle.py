@@ -53,6 +53,8 @@ class WorkflowInfo:
     signals_waiting: dict[str, int] = field(default_factory=dict)  # untaken, per channel
     ended_at: datetime | None = None  # from list(): when it ended (None while RUNNING)
     cursor: str = ""  # from list(): pass it as `after` to get the page that follows
+    run: int = 1  # continue-as-new: the number of its current (or last) run, 1 for the first
+    patches: list[str] = field(default_factory=list)  # the patches its current run took
 
 
 class WorkflowHandle:
@@ -116,6 +118,8 @@ class WorkflowHandle:
             traceback=error.traceback if error else "",
             children=[(c.id, c.name, c.status) for c in described.children],
             signals_waiting=described.signals_waiting,
+            run=described.run,
+            patches=described.patches,
         )
 
     def history(self) -> list[dict[str, Any]]:

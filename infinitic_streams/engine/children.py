@@ -89,6 +89,8 @@ def ended(ctx: Context, message: ChildEnded, now: int) -> Facts | None:
     state = storage.load_state(ctx, message.workflow_id)
     if state is None or state.status not in s.RECORDING:
         return None
+    if message.seq <= state.seq_base:
+        return None  # a child of an earlier run (continue-as-new): it was left to run alone
     error = message.error
     finished = s.ChildFinished(
         now,

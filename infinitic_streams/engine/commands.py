@@ -22,6 +22,7 @@ from infinitic_streams.workflows.commands import (
     ChildCommand,
     Command,
     InlineCommand,
+    PatchCommand,
     ReceiveCommand,
     RefusedCommand,
     SignalCommand,
@@ -65,6 +66,8 @@ def carry_out(
         case ReceiveCommand():
             received = s.ReceiveStarted(now, command.seq, command.channel, command.limit)
             events.record(engine, ctx, state, received)
+        case PatchCommand():
+            events.record(engine, ctx, state, s.PatchRecorded(now, command.seq, command.change_id))
         case ChildCommand():
             _start_child(engine, ctx, state, command, now)
         case SignalCommand():

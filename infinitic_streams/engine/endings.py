@@ -73,12 +73,19 @@ def end(
     ctx.schedule(timers.timer_key(timers.RETENTION, state.workflow_id), retention_due)
 
 
-def stop_work(engine: WorkflowEngine, ctx: Context, state: WorkflowState, reason: str) -> None:
+def stop_work(
+    engine: WorkflowEngine,
+    ctx: Context,
+    state: WorkflowState,
+    reason: str,
+    history: list[s.HistoryEvent] | None = None,
+    cancel_children: bool = True,
+) -> None:
     """Drop the workflow's timers, tell the workers running its tasks, cancel its running
     children. Tasks stay known: a result that comes later is recorded (and ignored)."""
     workflow_id = state.workflow_id
     children: dict[int, str] = {}
-    for event in storage.read_history(ctx, state):
+    for event in storage.read_history(ctx, state) if history is None else history:
         match event:
             case s.TimerScheduled():
                 ctx.cancel_timer(timers.timer_key(timers.WORKFLOW_TIMER, workflow_id, event.seq))
@@ -97,7 +104,7 @@ def stop_work(engine: WorkflowEngine, ctx: Context, state: WorkflowState, reason
                 children[event.seq] = event.child_id
             case s.ChildFinished():
                 children.pop(event.seq, None)
-    for child_id in dict.fromkeys(children.values()):
+    for child_id in dict.fromkeys(children.values()) if cancel_children else ():
         why = f"its parent {state.workflow_name} {workflow_id} ended: {reason}"
         cancel_child = CancelWorkflow(workflow_id=child_id, reason=why)
         outputs.emit(engine, ctx, engine.topics.engine, child_id, cancel_child)

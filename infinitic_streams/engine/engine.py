@@ -154,6 +154,8 @@ class WorkflowEngine:
             tasks.retry_due(self, ctx, workflow_id, seq, now)
         elif kind == timers.SCHEDULE:
             schedules.fire(self, ctx, workflow_id, now)
+        elif kind == timers.NEW_RUN:
+            lifecycle.start_run(self, ctx, workflow_id, now)
         elif kind == timers.TASK_TIMEOUT:
             self._record(ctx, tasks.timed_out(self, ctx, workflow_id, seq, attempt, now), now)
 

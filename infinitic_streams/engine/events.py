@@ -36,7 +36,7 @@ def removed(engine: WorkflowEngine, ctx: Context, state: WorkflowState, now: int
 
 def _count(metrics: EngineMetrics, ctx: Context, state: WorkflowState, event: HistoryEvent) -> None:
     name = state.workflow_name
-    if isinstance(event, s.Started):
+    if isinstance(event, s.Started) and state.run == 1:  # a new run is the same workflow
         metrics.started(ctx, name)
     elif isinstance(event, s.Ended):
         seconds = (event.at_ms - state.started_at_ms) / 1000

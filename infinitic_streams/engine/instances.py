@@ -35,6 +35,8 @@ def new_execution(
         state.meta,
         recorded,
         max_payload_bytes=engine.max_payload_bytes,
+        first_seq=state.seq_base,
+        run=state.run,
     )
 
 

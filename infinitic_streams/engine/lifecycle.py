@@ -94,6 +94,14 @@ def _join_schedule(
         state.schedule_id = schedule_id
 
 
+def start_run(engine: WorkflowEngine, ctx: Context, workflow_id: str, now: int) -> None:
+    """The new run of a workflow that continued as new runs its code (unless a fact came
+    first and did), in a transaction after the one that ended the previous run."""
+    state = storage.load_state(ctx, workflow_id)
+    if state is not None and state.status == WorkflowStatus.RUNNING:
+        steps.execution_of(engine, ctx, state, now)
+
+
 def refuse(engine: WorkflowEngine, ctx: Context, message: DispatchWorkflow) -> None:
     """No such workflow here: dead-letter the dispatch (nothing is stored, so the same
     dispatch works once an engine runs the workflow) and tell the waiting client now."""

@@ -65,6 +65,8 @@ def describe(state: WorkflowState, history: list[HistoryEvent]) -> WorkflowDescr
         pending=pending(state, history),
         children=children_of(history),
         signals_waiting=state.signals_waiting,
+        run=state.run,
+        patches=[e.change_id for e in history if isinstance(e, s.PatchRecorded)],
     )
 
 

@@ -24,10 +24,12 @@ from infinitic_streams.protocol.history import (  # noqa: F401 - the engine's vi
     CancelSent,
     ChildFinished,
     ChildStarted,
+    ContinuedAsNew,
     Ended,
     ErrorState,
     HistoryEvent,
     InlineRecorded,
+    PatchRecorded,
     ReceiveStarted,
     Retried,
     RetryState,
@@ -65,6 +67,11 @@ class WorkflowState:
     signals_waiting: dict[str, int] = field(default_factory=dict)
     receiving: list[str] = field(default_factory=list)
     schedule_id: str | None = None  # the schedule that started it: told when it ends
+    # Continue-as-new: the run's number (1 for the first), and the last command number of the
+    # runs before it (this run numbers its commands after it, so task ids, timer keys and
+    # default child ids of two runs never meet).
+    run: int = 1
+    seq_base: int = 0
 
 
 @dataclass

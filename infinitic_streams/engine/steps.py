@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infinitic_streams.engine import commands, endings, events, instances, storage
+from infinitic_streams.engine import commands, continuation, endings, events, instances, storage
 from infinitic_streams.engine import state as s
 from infinitic_streams.engine.state import Facts, WorkflowState
 from infinitic_streams.protocol import WorkflowStatus
 from infinitic_streams.streams import Context
 from infinitic_streams.workflows import replay
-from infinitic_streams.workflows.commands import Step
+from infinitic_streams.workflows.commands import ContinuedAsNew, Step
 from infinitic_streams.workflows.execution import WorkflowExecution
 
 if TYPE_CHECKING:
@@ -43,13 +43,19 @@ def record(engine: WorkflowEngine, ctx: Context, facts: Facts, now: int) -> None
         engine.cache.advance(state.workflow_id, seen, state.history_size)
         storage.save_state(ctx, state)
         return
+    run = state.run
     execution = execution_of(engine, ctx, state, now)  # may end it: its code changed
     if state.status not in s.RECORDING:
         return  # the replay completed it (changed code that no longer waits)
+    if state.run != run:  # the replay continued it as new: its signals go to the new run
+        carried = [event for event in recorded if isinstance(event, s.SignalReceived)]
+        if carried:
+            record(engine, ctx, Facts(state, carried), now)
+        return
     _append_all(engine, ctx, state, recorded)
     applied = False
     for event in recorded:
-        if state.status != WorkflowStatus.RUNNING:
+        if state.status != WorkflowStatus.RUNNING or state.run != run:
             break
         step = replay.feed(execution, event)
         if step is not None:
@@ -83,6 +89,9 @@ def apply(
     """Record and carry out the commands of a step; end the workflow if it ended."""
     for command in step.commands:
         commands.carry_out(engine, ctx, state, command, now)
+    if isinstance(step.outcome, ContinuedAsNew):
+        continuation.continue_as_new(engine, ctx, state, execution, step.outcome, now)
+        return
     if step.outcome is not None:
         endings.end(engine, ctx, state, step.outcome, now)
         return

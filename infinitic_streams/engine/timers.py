@@ -7,6 +7,7 @@ partition's store and fires each exactly once, in a transaction (`streams/`). Ki
 - `X` the retention of an ended workflow: `lifecycle.py`;
 - `O` the timeout of a workflow (`@workflow(timeout=...)`): `cancel.py`;
 - `S` the next firing of a schedule (the schedule id in the workflow id's place): `schedules.py`.
+- `N` the start of a new run (continue-as-new): `continuation.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from infinitic_streams.engine import storage
 from infinitic_streams.streams import Context
 
 TASK_TIMEOUT, TASK_RETRY, WORKFLOW_TIMER, RETENTION = b"T", b"R", b"W", b"X"
-WORKFLOW_TIMEOUT, SCHEDULE = b"O", b"S"
+WORKFLOW_TIMEOUT, SCHEDULE, NEW_RUN = b"O", b"S", b"N"
 
 
 def timer_key(kind: bytes, workflow_id: str, seq: int = 0, attempt: int = 0) -> bytes:

@@ -31,6 +31,7 @@ FAILED = "infinitic.workflow.failed"
 CANCELED = "infinitic.workflow.canceled"
 RETRIED = "infinitic.workflow.retried"
 REMOVED = "infinitic.workflow.removed"  # retention over: the engine forgot it
+CONTINUED = "infinitic.workflow.continued"  # a run ended by continue-as-new (a new run starts)
 ENDED = {
     WorkflowStatus.COMPLETED: COMPLETED,
     WorkflowStatus.FAILED: FAILED,
@@ -52,6 +53,8 @@ TYPES: dict[type, str] = {
     h.CancelSent: "infinitic.cancel.sent",
     h.ChildStarted: "infinitic.child.started",
     h.ChildFinished: "infinitic.child.ended",
+    h.PatchRecorded: "infinitic.patch.recorded",
+    h.ContinuedAsNew: CONTINUED,
 }
 TASK_RETRIED = "infinitic.task.retried"  # an attempt failed, another comes
 ATTEMPT_FAILED = "infinitic.task.attemptfailed"  # the last attempt failed (task.failed follows)
@@ -77,7 +80,8 @@ def event_type(event: h.HistoryEvent) -> str:
         return ENDED[event.status]
     if isinstance(event, h.AttemptFailed):
         return ATTEMPT_FAILED if event.retry_in is None else TASK_RETRIED
-    return TYPES[type(event)]
+    known = TYPES.get(type(event))
+    return known or f"infinitic.history.{type(event).__name__.lower()}"  # a type added later
 
 
 def of_history(subject: Subject, index: int, event: h.HistoryEvent) -> dict[str, Any]:

@@ -205,6 +205,26 @@ class CancelSent:
     workflow_name: str
 
 
+@dataclass
+class PatchRecorded:
+    """Workflow code reached `self.patched(change_id)` for the first time and took the new
+    path (command `seq`): replays take it too."""
+
+    at_ms: int
+    seq: int
+    change_id: str
+
+
+@dataclass
+class ContinuedAsNew:
+    """The run ended by `continue_as_new(*args)`: the last event of a run (published, then
+    deleted with the run's history); the next run starts with a `Started` of these args."""
+
+    at_ms: int
+    run: int  # the run that ends (1 for the first)
+    args: list[str]
+
+
 HistoryEvent = (
     Started
     | TaskScheduled
@@ -223,4 +243,6 @@ HistoryEvent = (
     | ChildFinished
     | SignalSent
     | CancelSent
+    | PatchRecorded
+    | ContinuedAsNew
 )

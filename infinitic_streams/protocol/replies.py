@@ -33,6 +33,8 @@ class WorkflowDescription:
     pending: list[str] = field(default_factory=list)  # what it waits for, one line each
     children: list[ChildInfo] = field(default_factory=list)
     signals_waiting: dict[str, int] = field(default_factory=dict)  # untaken signals by channel
+    run: int = 1  # continue-as-new: the number of the current run
+    patches: list[str] = field(default_factory=list)  # versioning: the patches this run took
 
 
 @dataclass

@@ -130,6 +130,19 @@ class CancelCommand:
         return f"cancel {self.workflow_name}"
 
 
+@dataclass(frozen=True)
+class PatchCommand:
+    """Workflow code took the new path of a change (`self.patched(change_id)` was True when
+    first reached): a marker, so that replays take the same path."""
+
+    seq: int
+    change_id: str
+
+    @property
+    def step(self) -> str:
+        return f"patch {self.change_id}"
+
+
 Command = (
     TaskCommand
     | TimerCommand
@@ -139,6 +152,7 @@ Command = (
     | ChildCommand
     | SignalCommand
     | CancelCommand
+    | PatchCommand
 )
 
 
@@ -156,7 +170,16 @@ class Failed:
     error: BaseException
 
 
-Outcome = Completed | Failed
+@dataclass(frozen=True)
+class ContinuedAsNew:
+    """The method called `self.continue_as_new(*args)`: this run ends, a new run of the same
+    workflow (id, method, tags, meta) starts with `args` (payload-encoded) and a fresh
+    history."""
+
+    args: tuple[bytes, ...]
+
+
+Outcome = Completed | Failed | ContinuedAsNew
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ Payload limit (`max_payload_bytes`): a task call whose encoded arguments, or an 
 are over it raises `PayloadTooLarge` at the call, in workflow code (catchable); the refusal is a
 recorded command (`RefusedCommand`), so every replay decides that call the same way. A method
 result over it fails the workflow with `PayloadTooLarge`.
+
+Versioning (`patched`, `deprecate_patch`) and continue-as-new: see `versioning.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from infinitic_streams.workflows.commands import (
     ChildCommand,
     Command,
     Completed,
+    ContinuedAsNew,
     Failed,
     InlineCommand,
     Outcome,
@@ -49,6 +52,7 @@ from infinitic_streams.workflows.commands import (
 )
 from infinitic_streams.workflows.deferred import Deferred
 from infinitic_streams.workflows.scheduler import Branch, Scheduler, Unwind
+from infinitic_streams.workflows.versioning import ContinueAsNew, Patches
 
 
 class WorkflowExecution:
@@ -61,6 +65,8 @@ class WorkflowExecution:
         meta: Mapping[str, str] | None = None,
         recorded: Mapping[int, Command] | None = None,
         max_payload_bytes: int = payload.DEFAULT_MAX_PAYLOAD_BYTES,
+        first_seq: int = 0,
+        run: int = 1,
     ) -> None:
         self.workflow_id = workflow_id
         self.workflow_name = workflow_spec(cls).name
@@ -72,14 +78,19 @@ class WorkflowExecution:
         self._recorded = dict(recorded or {})
         self.max_payload_bytes = max_payload_bytes
         self.scheduler = Scheduler()
-        self._seq = 0
+        self._seq = first_seq  # a later run numbers its commands after the previous runs'
+        self.run = run
         self._new: list[Command] = []
         self._waiting: dict[int, tuple[Deferred[Any], Any]] = {}  # seq -> (deferred, hint)
         self._tasks: dict[int, TaskCommand] = {}  # seq -> the task waited for
         self._channels = channels_of(cls)
-        self._untaken: dict[str, list[Any]] = {}  # channel -> signals no receive took yet
+        # channel -> (arrival number, value) of the signals no receive took yet
+        self._untaken: dict[str, list[tuple[int, Any]]] = {}
+        self._arrivals = 0  # signals seen so far, in history order
         self._receives: list[Receive] = []  # waiting for signals, oldest first
-        self._rng = random.Random(workflow_id)
+        self._rng = random.Random(workflow_id if run == 1 else f"{workflow_id}/{run}")
+        self._patches = Patches(self)
+        self.continued: ContinuedAsNew | None = None  # set by continue_as_new()
         self._divergence: NonDeterministicWorkflow | None = None
         self._main: Branch | None = None
         self.outcome: Outcome | None = None
@@ -121,6 +132,7 @@ class WorkflowExecution:
     def signal_received(self, channel: str, value: bytes, now_ms: int) -> Step:
         """A signal was recorded: the oldest pending receive of its channel that accepts it
         takes it; else it waits, untaken, for a later receive."""
+        arrival, self._arrivals = self._arrivals, self._arrivals + 1
         known = self._channels.get(channel)
         try:
             decoded = payload.decode(value, known.type if known else Any, path=channel)
@@ -135,7 +147,7 @@ class WorkflowExecution:
             if taken:
                 break
         else:
-            self._untaken.setdefault(channel, []).append(decoded)
+            self._untaken.setdefault(channel, []).append((arrival, decoded))
         return self._advance(now_ms)
 
     def child_ended(
@@ -160,6 +172,11 @@ class WorkflowExecution:
         """How many signals wait, untaken, per channel."""
         return {channel: len(values) for channel, values in self._untaken.items() if values}
 
+    def untaken_arrivals(self) -> list[int]:
+        """The arrival numbers (0 for the first signal fed) of the signals no receive took,
+        in arrival order: a continue-as-new carries them into the next run."""
+        return sorted(arrival for values in self._untaken.values() for arrival, _ in values)
+
     def receiving(self) -> list[str]:
         """The receives waiting for a signal, for humans."""
         return [f"a signal on channel {r.channel!r} (step {r.seq})" for r in self._receives]
@@ -174,6 +191,11 @@ class WorkflowExecution:
             )
             return self._end(Failed(self._divergence))
         return Step([])
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the last command issued (or skipped) so far."""
+        return self._seq
 
     def waiting_for(self, seq: int) -> bool:
         return seq in self._waiting
@@ -190,6 +212,8 @@ class WorkflowExecution:
 
     def issue(self, make: Callable[[int], Command]) -> Command:
         """Give `make` the next sequence number; return the command, or its recorded twin."""
+        if self.continued is not None:
+            raise Unwind  # a `finally` block of a run that continues as new issues nothing
         self._seq += 1
         command = make(self._seq)
         recorded = self._recorded.pop(self._seq, None)
@@ -238,12 +262,12 @@ class WorkflowExecution:
         command = self.issue(lambda seq: ReceiveCommand(seq, channel.name, limit))
         receive = Receive(self.scheduler, command.seq, channel.name, limit, where)
         untaken = self._untaken.get(channel.name, [])
-        for value in list(untaken):
+        for entry in list(untaken):
             if receive.full:
                 break
-            if receive.accepts(value):
-                untaken.remove(value)
-                receive.take(value)
+            if receive.accepts(entry[1]):
+                untaken.remove(entry)
+                receive.take(entry[1])
         if not receive.full:
             self._receives.append(receive)
         return receive
@@ -296,6 +320,21 @@ class WorkflowExecution:
         name = getattr(fn, "__name__", "branch")
         return self.scheduler.spawn(fn, args, f"branch {name}").deferred
 
+    def patched(self, change_id: str) -> bool:
+        return self._patches.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        self._patches.deprecate(change_id)
+
+    def continue_as_new(self, args: tuple[Any, ...]) -> None:
+        """End this run; the engine starts the next one with `args` (never returns)."""
+        encoded = tuple(payload.encode_args(args, self._param_hints))
+        what = f"arguments of continue_as_new of {self.workflow_name}.{self.method_name}"
+        payload.check_size(encoded, self.max_payload_bytes, what)  # PayloadTooLarge here
+        self.continued = ContinuedAsNew(encoded)
+        self.scheduler.stop()
+        raise ContinueAsNew  # not catchable by workflow code
+
     def now(self) -> datetime:
         """The time of the event being handled: the same on every replay."""
         return datetime.fromtimestamp(self.now_ms / 1000, UTC)
@@ -315,6 +354,8 @@ class WorkflowExecution:
         self.scheduler.run_until_blocked()
         if self._divergence is not None:
             return self._end(Failed(self._divergence))
+        if self.continued is not None:
+            return self._end(self.continued)
         main = self._main
         if main is not None and main.finished:
             deferred = main.deferred

@@ -29,6 +29,7 @@ from infinitic_streams.workflows.commands import (
     Completed,
     Failed,
     InlineCommand,
+    PatchCommand,
     ReceiveCommand,
     RefusedCommand,
     SignalCommand,
@@ -49,6 +50,7 @@ RECORDED_COMMANDS = (
     h.ChildStarted,
     h.SignalSent,
     h.CancelSent,
+    h.PatchRecorded,
 )
 RecordedCommand = (
     h.TaskScheduled
@@ -59,6 +61,7 @@ RecordedCommand = (
     | h.ChildStarted
     | h.SignalSent
     | h.CancelSent
+    | h.PatchRecorded
 )
 NewExecution = Callable[[dict[int, Command]], WorkflowExecution]
 
@@ -183,3 +186,5 @@ def command_of(event: RecordedCommand) -> Command:
             )
         case h.CancelSent():
             return CancelCommand(event.seq, event.workflow_id, event.workflow_name)
+        case h.PatchRecorded():
+            return PatchCommand(event.seq, event.change_id)

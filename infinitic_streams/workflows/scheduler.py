@@ -94,6 +94,7 @@ class Scheduler:
         self.branches: list[Branch] = []
         self.current: Branch | None = None
         self._completions = 0
+        self._stopped = False  # the run ends (continue-as-new): no branch resumes
 
     def spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> Branch:
         """A new branch; it starts at the next `run_until_blocked`."""
@@ -103,7 +104,7 @@ class Scheduler:
 
     def run_until_blocked(self) -> None:
         """Resume runnable branches, oldest first, until every branch is blocked or done."""
-        while True:
+        while not self._stopped:
             branch = next((b for b in self.branches if b.runnable()), None)
             if branch is None:
                 return
@@ -122,6 +123,10 @@ class Scheduler:
                 "only be awaited by the workflow (or a branch of it) that created them."
             )
         branch.park(deferred)
+
+    def stop(self) -> None:
+        """Resume no branch any more (the current one is unwinding)."""
+        self._stopped = True
 
     def next_completion(self) -> int:
         self._completions += 1

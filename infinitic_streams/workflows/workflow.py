@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 from infinitic_streams import payload
@@ -99,6 +99,26 @@ class Workflow:
 
     def now(self) -> datetime:
         return self._execution.now()
+
+    def patched(self, change_id: str) -> bool:
+        """Versioning: True where this workflow reaches the change `change_id` for the first
+        time with code that has it (the answer is recorded, so replays agree); False while it
+        replays a history that an older code made, which went on without it. Write
+        `if self.patched("id"): <new code> else: <old code>`."""
+        return self._execution.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Once no running workflow can take the old path of `change_id`: replace the `if`
+        with this call and keep only the new code; histories that recorded the patch still
+        replay (its marker is skipped), new runs record nothing."""
+        self._execution.deprecate_patch(change_id)
+
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start a new run of the same workflow (id, method, tags, meta)
+        with `args` and a fresh history; signals not received yet are carried over, whoever
+        waits for this workflow gets the result of its last run. Does not return."""
+        self._execution.continue_as_new(args)
+        raise AssertionError("continue_as_new returned")  # unreachable
 
     def random(self) -> float:
         return self._execution.random()

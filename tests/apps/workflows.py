@@ -26,7 +26,7 @@ from infinitic_streams import (
     task_context,
     workflow,
 )
-from tests.apps import language
+from tests.apps import language, versioning
 from tests.apps.aborts import AbortAfterTaskRead
 
 LOG_LOCK = threading.Lock()
@@ -191,7 +191,7 @@ class Eventful(Workflow):
 
 SERVICES = [StepsImpl, SlowImpl]
 WORKFLOWS = [Sum, Flaky, Compensate, Fixable, Sleeper, Race, TimesOut, SideBySide, SlowOnce]
-WORKFLOWS += [Eventful, LoggedSum]
+WORKFLOWS += [Eventful, LoggedSum, versioning.Countdown]
 
 
 def main() -> None:
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--engine", action="store_true")
     parser.add_argument("--services", action="store_true")
     parser.add_argument("--language", action="store_true", help="the workflows of language.py")
+    parser.add_argument("--upgraded", choices=sorted(versioning.UPGRADED), help="its version")
     parser.add_argument("--kafka", action="append", default=[], help="a librdkafka KEY=VALUE")
     parser.add_argument("--abort-after-task-read", help="the task log of AbortAfterTaskRead")
     args = parser.parse_args()
@@ -211,6 +212,8 @@ def main() -> None:
     services, workflows = (
         (language.SERVICES, language.WORKFLOWS) if args.language else (SERVICES, WORKFLOWS)
     )
+    if args.upgraded:
+        workflows = [*workflows, versioning.UPGRADED[args.upgraded]]
     worker = Worker(
         {"bootstrap.servers": args.bootstrap, **kafka},
         args.namespace,
