@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from examples.versioning import Billing, BillingImpl, Subscription, SubscriptionBefore
 from infinitic_streams import (
     Channel,
     InfiniticError,
@@ -299,3 +300,35 @@ def test_a_schedule_fires_as_time_moves_and_stops_when_paused() -> None:
         env.client.schedule("often", Reminder.run, "x", cron="0 * * * *", overlap="allow")
         env.skip(timedelta(hours=3))
         assert env.client.count(workflow=Reminder) == 5
+
+
+@workflow("Subscription")
+class Unpatched(Workflow):
+    """examples.versioning's Subscription, receipts mailed without `patched()`."""
+
+    def run(self, account: str, period: float, months: int, receipts: list[str]) -> list[str]:
+        billing = self.new_service(Billing)
+        receipt = billing.mail(account, billing.charge(account, len(receipts) + 1))
+        self.sleep(period)
+        return [*receipts, receipt]
+
+
+def test_continue_as_new_and_a_patched_deploy_on_the_kit() -> None:
+
+    month = timedelta(days=30).total_seconds()
+    with WorkflowEnvironment([BillingImpl()], [SubscriptionBefore], auto_skip=True) as before:
+        handle = before.client.dispatch(SubscriptionBefore.run, "acme", month, 3, [])
+        assert handle.result() == [f"charged acme for period {n}" for n in (1, 2, 3)]
+        assert handle.describe().run == 3  # one run per period: a fresh history each
+        names = [e["event"] for e in handle.history()]  # the last run's only
+        assert names.count("Started") == 1 and names.count("TaskSucceeded") == 1
+        old = before.client.dispatch(SubscriptionBefore.run, "old", month, 2, [])
+        history = old.history()  # recorded by the code before the deploy, mid-period
+    # The patched code replays that history (patched() is False there); unpatched, it diverges.
+    before.replay(history, Subscription, old.id)
+    with pytest.raises(NonDeterministicWorkflow, match=r"task Billing\.mail"):
+        before.replay(history, Unpatched, old.id)
+    with WorkflowEnvironment([BillingImpl()], [Subscription], auto_skip=True) as after:
+        new = after.client.dispatch(Subscription.run, "new", month, 2, [])
+        assert new.result() == [f"charged new for period {n} (mailed)" for n in (1, 2)]
+        assert new.describe().patches == ["mail-receipts"]
