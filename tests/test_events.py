@@ -86,7 +86,7 @@ def test_each_recorded_event_is_published_once_in_order_as_a_cloud_event(
         assert event["source"] == "/infinitic/test/Job" and event["workflowname"] == "Job"
         assert event["datacontenttype"] == "application/json" and event["workflowmethod"] == "run"
     first, completed, failed = h.events[0], h.events[3], h.events[-1]
-    assert first["data"] == {"method": "run", "args": [1], "tags": [], "parent_id": None}
+    assert first["data"] == {"method": "run", "args": [1], "run": 1, "tags": [], "parent_id": None}
     assert completed["data"] == {"seq": 1, "attempt": 2, "result": 2}
     assert failed["workflowstatus"] == "FAILED"
     assert failed["data"]["error"]["type_name"] == "TaskFailed"

@@ -322,8 +322,10 @@ def test_continue_as_new_and_a_patched_deploy_on_the_kit() -> None:
         assert handle.describe().run == 3  # one run per period: a fresh history each
         names = [e["event"] for e in handle.history()]  # the last run's only
         assert names.count("Started") == 1 and names.count("TaskSucceeded") == 1
-        old = before.client.dispatch(SubscriptionBefore.run, "old", month, 2, [])
-        history = old.history()  # recorded by the code before the deploy, mid-period
+        old = before.client.dispatch(SubscriptionBefore.run, "old", month, 3, [])
+        before.skip(month)  # its second run (a history of its own) is mid-period
+        assert old.describe().run == 2
+        history = old.history()  # recorded by the code before the deploy
     # The patched code replays that history (patched() is False there); unpatched, it diverges.
     before.replay(history, Subscription, old.id)
     with pytest.raises(NonDeterministicWorkflow, match=r"task Billing\.mail"):

@@ -65,7 +65,7 @@ def continue_as_new(
     state.history_size = 0
     state.started_at_ms = max(now, state.started_at_ms + 1)  # unique event ids per run
     state.receiving = []
-    events.record(engine, ctx, state, s.Started(now, state.method, args))
+    events.record(engine, ctx, state, s.Started(now, state.method, args, state.run, state.seq_base))
     waiting: dict[str, int] = {}
     for signal in carried:
         events.record(engine, ctx, state, dataclasses.replace(signal, at_ms=now))

@@ -92,6 +92,7 @@ def of_history(subject: Subject, index: int, event: h.HistoryEvent) -> dict[str,
     }
     del data["at_ms"]
     if isinstance(event, h.Started):
+        del data["seq_base"]  # how the engine numbers commands: not the reader's business
         data.update(tags=list(subject.tags), parent_id=subject.parent_id)
     if isinstance(event, h.Ended):
         del data["status"]

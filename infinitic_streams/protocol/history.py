@@ -49,6 +49,8 @@ class Started:
     at_ms: int
     method: str
     args: list[str]
+    run: int = 1  # continue-as-new: the run this history is of (1 for the first)
+    seq_base: int = 0  # ... and the number of the last command of the runs before it
 
 
 @dataclass

@@ -35,7 +35,14 @@ def replay(history: History, workflow: type, workflow_id: str = "replay") -> Non
         raise InfiniticError("a history to replay starts with its Started event: none found")
 
     def new_execution(recorded: dict[int, Any]) -> WorkflowExecution:
-        return WorkflowExecution(workflow, started.method, workflow_id, recorded=recorded)
+        return WorkflowExecution(
+            workflow,
+            started.method,
+            workflow_id,
+            recorded=recorded,
+            first_seq=started.seq_base,
+            run=started.run,
+        )
 
     execution, step = r.replay(new_execution, events)
     execution.close()
