@@ -66,7 +66,7 @@ class Answers:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
-                self._wait(remaining)
+                self._wait(workflow_id, remaining)
 
     def check(self) -> None:
         if self.broken is not None:
@@ -86,6 +86,7 @@ class Answers:
             with self._changed:
                 self._changed.notify_all()
 
-    def _wait(self, remaining: float | None) -> None:
-        """Wait for another answer (called holding `_changed`)."""
+    def _wait(self, workflow_id: str, remaining: float | None) -> None:
+        """Wait for another answer, while waiting for `workflow_id`'s end (called holding
+        `_changed`)."""
         self._changed.wait(remaining if remaining is not None else 1.0)

@@ -12,7 +12,7 @@ from typing import Protocol
 from infinitic_streams.client.answers import Answers
 from infinitic_streams.client.client import InfiniticClient, _envelope
 from infinitic_streams.errors import InfiniticError
-from infinitic_streams.protocol import Message, QueryReply, WorkflowResult, encode
+from infinitic_streams.protocol import Message, QueryReply, encode
 from infinitic_streams.topics import Topics
 
 
@@ -34,23 +34,12 @@ class MemoryAnswers(Answers):
     def __init__(self, host: Host) -> None:
         super().__init__()
         self._host = host
-        self._workflow_id = ""  # the one waited for
 
-    def wait_result(
-        self,
-        workflow_id: str,
-        timeout: float | None,
-        asked: Future[QueryReply] | None,
-        after: int = 0,
-    ) -> WorkflowResult | None:
-        self._workflow_id = workflow_id
-        return super().wait_result(workflow_id, timeout, asked, after)
-
-    def _wait(self, remaining: float | None) -> None:
+    def _wait(self, workflow_id: str, remaining: float | None) -> None:
         if remaining is not None and remaining <= 0:
             return
         if not self._host.progress():
-            raise TimeoutError(self._host.stuck(self._workflow_id))
+            raise TimeoutError(self._host.stuck(workflow_id))
 
 
 class TestClient(InfiniticClient):
