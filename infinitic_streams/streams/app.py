@@ -363,7 +363,8 @@ class StreamApp:
     def _apply(self, partition: AssignedPartition, context: Context) -> None:
         partition.transaction.update(context.changes)
         self.checkpoint.on_commit += context.on_commit
-        self.checkpoint.outputs += len(context.outputs)
+        waits = self.processor.waits_for_commit
+        self.checkpoint.outputs += sum(1 for output in context.outputs if waits(output.topic))
         for output in context.outputs:
             self.producer.produce(
                 output.topic, output.key, output.value, output.headers, output.partition

@@ -52,7 +52,7 @@ class Checkpoint:
         self.committed: dict[tuple[str, int], int] = {}
         self.touched: set[int] = set()  # partitions with work in this transaction
         self.count = 0
-        self.outputs = 0  # records the handlers produced in this transaction
+        self.outputs = 0  # records the handlers produced that someone waits for
         self.opened_at = 0.0
         self._aborts_in_a_row = 0
         self._fencings: list[float] = []

@@ -26,9 +26,10 @@ class StreamConfig:
     # A transaction commits when input goes idle, or after this long / this many messages.
     commit_interval_ms: int = 100
     commit_every: int = 1000
-    # With input idle, a transaction that produced outputs commits at once (someone waits for
-    # them); one that only changed state waits until it is this old (0: at once). A
-    # processor whose state nobody waits for (the visibility index) saves a commit per step.
+    # With input idle, a transaction that produced outputs someone waits for commits at once
+    # (`Processor.waits_for_commit`); one that only changed state, or produced only outputs
+    # nobody waits for, stays open until it is this old (0: at once). The engine's task hop
+    # and the visibility index save a commit per step with it.
     idle_commit_ms: int = 0
     max_poll_records: int = 500
     timer_interval_ms: int = 100

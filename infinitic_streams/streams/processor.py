@@ -66,3 +66,10 @@ class Processor:
 
     def on_timer(self, ctx: Context, timer: Timer) -> None:
         """Called once, exactly, for each timer that falls due."""
+
+    def waits_for_commit(self, topic: str) -> bool:
+        """Whether someone waits for this processor's outputs to `topic` to commit (a
+        read_committed reader: a client, a processor). An idle transaction holding such an
+        output commits at once; one holding only outputs nobody waits for (and state
+        changes) stays open for more input until `StreamConfig.idle_commit_ms`."""
+        return True

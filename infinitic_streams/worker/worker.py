@@ -93,10 +93,13 @@ class Worker:
                 state_dir=Path(state_dir),
                 instance_id=instance_id,
                 max_message_bytes=self.topics.max_message_bytes,
-                # Records wait for the commit's flush anyway: no need to linger before it.
                 producer={"linger.ms": 1},
                 **(stream or {}),
             )
+            if "idle_commit_ms" not in (stream or {}):
+                # A step that issued only tasks and events stays open for the next input: the
+                # task hop does not wait for commits (EngineProcessor.waits_for_commit).
+                config = dataclasses.replace(config, idle_commit_ms=config.commit_interval_ms)
             self.app = StreamApp(EngineProcessor(workflow_engine), config, registry)
             if visibility:  # beside the engine, on the events its engines write
                 # Nobody waits for its state, only for its answers: its idle transactions
