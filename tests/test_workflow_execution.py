@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -21,7 +21,7 @@ from infinitic_streams.workflows.commands import (
     TaskCommand,
     TimerCommand,
 )
-from infinitic_streams.workflows.deferred import all_of, any_of
+from infinitic_streams.workflows.deferred import Deferred, all_of, any_of
 from infinitic_streams.workflows.execution import WorkflowExecution
 from infinitic_streams.workflows.workflow import Workflow
 
@@ -277,3 +277,42 @@ def test_a_refused_call_is_recorded_and_replays_the_same_whatever_the_limit() ->
     again = WorkflowExecution(Uploading, "run", "wf-p", recorded={1: upload}, max_payload_bytes=17)
     assert again.start(data, 0).commands == []  # accepted once, accepted on every replay
     assert again.task_completed(1, encode("url", str), 0).outcome == Completed(encode("url", str))
+
+
+class _Clock:
+    """What a Deferred asks of its scheduler when it settles: the completion order."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def next_completion(self) -> int:
+        self.count += 1
+        return self.count
+
+
+def test_all_of_and_any_of_settle_by_completion_order_whatever_was_settled_before() -> None:
+    clock: Any = _Clock()
+    a, b, c, d = (Deferred(clock, name) for name in "abcd")
+    b._fail(ValueError("b"))  # settled before the combinators exist
+    a._fail(KeyError("a"))
+    assert str(all_of(a, b, c).status()) == "FAILED"
+    with pytest.raises(ValueError):
+        all_of(a, b, c).result()  # b failed first
+    together = all_of(c, d, c)  # the same one twice counts twice
+    c._complete(1)
+    assert not together.is_completed()
+    d._complete(2)
+    assert together.result() == [1, 2, 1]
+    e, f = Deferred(clock, "e"), Deferred(clock, "f")
+    first = any_of(e, f)
+    f._fail(OSError("f"))
+    e._complete(3)
+    with pytest.raises(OSError):
+        first.result()
+    assert any_of(e, f).status() == "FAILED"  # f completed before e
+    g, h = Deferred(clock, "g"), Deferred(clock, "h")
+    both = all_of(g, h)
+    h._fail(OSError("h"))
+    g._fail(ValueError("g"))
+    with pytest.raises(OSError):
+        both.result()

@@ -84,22 +84,32 @@ class Deferred(Generic[T]):
 
 
 def all_of(*deferreds: Deferred[Any]) -> Deferred[list[Any]]:
-    """Completes with the list of all results, or fails with the first error to happen."""
+    """Completes with the list of all results, or fails with the first error to happen.
+
+    Each completion costs O(1) (a count of those still ongoing), so a fan-out of n tasks
+    costs O(n), not O(n^2)."""
     scheduler = _scheduler_of(deferreds)
     combined: Deferred[list[Any]] = Deferred(scheduler, f"all_of({len(deferreds)})")
+    failed = [d for d in deferreds if d.status() is DeferredStatus.FAILED]
+    if failed:  # the first to fail, by completion order
+        combined._fail(min(failed, key=lambda d: d.completion_order or 0)._error)  # type: ignore[arg-type]
+        return combined
+    ongoing = [d for d in deferreds if not d.is_completed()]
+    left = len(ongoing)
 
-    def check() -> None:
-        failed = [d for d in deferreds if d.status() is DeferredStatus.FAILED]
-        if failed:
-            first = min(failed, key=lambda d: d.completion_order or 0)
-            combined._fail(first._error)  # type: ignore[arg-type]
-        elif all(d.is_completed() for d in deferreds):
+    def settled(deferred: Deferred[Any]) -> None:
+        nonlocal left
+        if deferred.status() is DeferredStatus.FAILED:  # listeners run as each one settles
+            combined._fail(deferred._error)  # type: ignore[arg-type]
+            return
+        left -= 1
+        if left == 0:
             combined._complete([d._value for d in deferreds])
 
-    for deferred in deferreds:
-        deferred._on_settled(check)
-    if not deferreds:
-        combined._complete([])
+    for deferred in ongoing:
+        deferred._on_settled(lambda d=deferred: settled(d))
+    if not ongoing:
+        combined._complete([d._value for d in deferreds])
     return combined
 
 
@@ -109,15 +119,17 @@ def any_of(*deferreds: Deferred[Any]) -> Deferred[Any]:
         raise ValueError("any_of needs at least one Deferred")
     scheduler = _scheduler_of(deferreds)
     combined: Deferred[Any] = Deferred(scheduler, f"any_of({len(deferreds)})")
+    done = [d for d in deferreds if d.is_completed()]
+    if done:
+        first = min(done, key=lambda d: d.completion_order or 0)
+        combined._settle(first._status, first._value, first._error)
+        return combined
 
-    def check() -> None:
-        done = [d for d in deferreds if d.is_completed()]
-        if done:
-            first = min(done, key=lambda d: d.completion_order or 0)
-            combined._settle(first._status, first._value, first._error)
+    def settled(deferred: Deferred[Any]) -> None:  # the first one wins: later ones are ignored
+        combined._settle(deferred._status, deferred._value, deferred._error)
 
     for deferred in deferreds:
-        deferred._on_settled(check)
+        deferred._on_settled(lambda d=deferred: settled(d))
     return combined
 
 
