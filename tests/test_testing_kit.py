@@ -158,6 +158,30 @@ def test_the_client_api_on_the_environment() -> None:
             client.get_workflow(Reminder, "nobody").describe()
 
 
+def test_list_merges_statuses_newest_updated_first_and_pages_through_them() -> None:
+    with env_of() as env:
+        client = env.client
+        oldest = client.dispatch(Reminder.run, "a@example.com", id="running-old")
+        env.skip(timedelta(hours=1))
+        canceled = client.dispatch(Reminder.run, "b@example.com", id="canceled")
+        env.skip(timedelta(hours=1))
+        canceled.cancel()
+        env.skip(timedelta(hours=1))
+        newest = client.dispatch(Reminder.run, "c@example.com", id="running-new")
+        listed = client.list()
+        assert [(i.id, i.status) for i in listed] == [
+            (newest.id, "RUNNING"),
+            (canceled.id, "CANCELED"),
+            (oldest.id, "RUNNING"),
+        ]
+        pages, after = [], None
+        while page := client.list(limit=1, after=after):
+            pages += [i.id for i in page]
+            after = page[-1].cursor
+        assert pages == [i.id for i in listed]
+        assert [i.id for i in client.list(status="RUNNING", limit=1)] == [newest.id]
+
+
 def test_signals_sent_before_receive_where_and_limit() -> None:
     with WorkflowEnvironment(workflows=[Approval]) as env:
         handle = env.client.dispatch(Approval.run)

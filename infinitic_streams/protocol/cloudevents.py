@@ -59,6 +59,8 @@ TYPES: dict[type, str] = {
 TASK_RETRIED = "infinitic.task.retried"  # an attempt failed, another comes
 ATTEMPT_FAILED = "infinitic.task.attemptfailed"  # the last attempt failed (task.failed follows)
 _PAYLOADS = ("args", "result", "value")  # payload JSON strings, embedded as JSON in `data`
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_DATA_FIELDS: dict[type, tuple[str, ...]] = {}  # by history event type, see _data_fields
 
 
 @dataclass(frozen=True)
@@ -86,17 +88,33 @@ def event_type(event: h.HistoryEvent) -> str:
 
 def of_history(subject: Subject, index: int, event: h.HistoryEvent) -> dict[str, Any]:
     """The CloudEvent of history event number `index` of `subject`'s workflow."""
-    data = {
-        field.name: _embedded(field.name, _plain(getattr(event, field.name)))
-        for field in dataclasses.fields(event)
-    }
-    del data["at_ms"]
+    data = {}
+    for name in _data_fields(type(event)):
+        value = getattr(event, name)
+        if type(value) not in _SCALARS:
+            value = _plain(value)
+        if name in _PAYLOADS and value is not None:
+            value = _embedded(value)
+        data[name] = value
     if isinstance(event, h.Started):
-        del data["seq_base"]  # how the engine numbers commands: not the reader's business
         data.update(tags=list(subject.tags), parent_id=subject.parent_id)
-    if isinstance(event, h.Ended):
-        del data["status"]
     return _envelope(subject, str(index), event_type(event), event.at_ms, data)
+
+
+def _data_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a history event type that its CloudEvent's `data` carries: not its time
+    (the event's `time`), nor how the engine numbers commands (Started.seq_base), nor the
+    status an Ended event gives (the event's type and `workflowstatus` say it)."""
+    names = _DATA_FIELDS.get(kind)
+    if names is None:
+        hidden = {"at_ms"}
+        if kind is h.Started:
+            hidden.add("seq_base")
+        if kind is h.Ended:
+            hidden.add("status")
+        names = tuple(f.name for f in dataclasses.fields(kind) if f.name not in hidden)
+        _DATA_FIELDS[kind] = names
+    return names
 
 
 def removal(subject: Subject, at_ms: int) -> dict[str, Any]:
@@ -151,19 +169,19 @@ def _envelope(
 def _plain(value: Any) -> Any:
     """A field's value as JSON-ready values, without `dataclasses.asdict`'s deep copy of
     every field (on every engine step)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
-def _embedded(key: str, value: Any) -> Any:
+def _embedded(value: str | list[str]) -> Any:
     """Payload JSON strings become JSON values of the event."""
-    if key not in _PAYLOADS or value is None:
-        return value
     if isinstance(value, list):
         return [json.loads(item) for item in value]
     return json.loads(value)

@@ -1,19 +1,23 @@
 """The visibility index of one partition: a summary per workflow, built from its events, and
 indexes that answer `list` and `count` without reading every workflow.
 
-Keys in the partition's store (`name`, `tag`, `status` are empty for "any"):
+Keys in the partition's store (`name` and `tag` are empty for "any"):
 - `w NUL id`                                           -> WorkflowSummary (JSON);
 - `i NUL name NUL tag NUL status NUL ~updated NUL id`   -> b"" for each of the workflow's
-  combinations (name or any) x (each tag or any) x (status or any); `~updated` is the update
+  combinations (name or any) x (each tag or any), under its status; `~updated` is the update
   time in ms, big-endian and inverted, so key order is newest first;
 - `c NUL name NUL tag NUL status`                       -> how many workflows (u64).
-A workflow with k tags has 4 + 4k index keys, which each event moves (to its new update time),
-and 2 + 2k counters, which change with its status; a `list(limit=n)` reads n index keys and n
-summaries, a `count` reads 4 counters.
+A workflow with k tags has 2 + 2k index keys, which each event moves (to its new update time),
+and as many counters, which change with its status. A `list(limit=n)` with a status reads n
+index keys, without one it merges the first n of each status; then n summaries. A `count`
+reads one counter per status. (Indexes written by earlier versions also kept "any status"
+keys, with an empty status: nothing reads them any more.)
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,11 +97,17 @@ def query(
     """This partition's counts per status for `name` and `tag`, and its first `limit`
     summaries matching all three filters, newest updated first, after the cursor `after`."""
     counts = {s: _count(ctx, _counter_key(name or "", tag or "", s)) for s in STATUSES}
-    prefix = _index_prefix(name or "", tag or "", status or "")
-    start = None if after is None else prefix + _cursor_position(after) + b"\x00"
+    after_position = None if after is None else _cursor_position(after) + b"\x00"
+    newest: list[list[bytes]] = []  # per status: positions, newest first
+    for each in [status] if status else STATUSES:
+        if limit <= 0 or (not status and counts[each] == 0):
+            continue
+        prefix = _index_prefix(name or "", tag or "", each)
+        start = None if after_position is None else prefix + after_position
+        newest.append([key[len(prefix) :] for key, _ in ctx.scan(prefix, limit=limit, start=start)])
     items = []
-    for key, _ in ctx.scan(prefix, limit=limit, start=start) if limit > 0 else []:
-        summary = load(ctx, key[len(prefix) + 9 :].decode())
+    for position in itertools.islice(heapq.merge(*newest), limit):
+        summary = load(ctx, position[9:].decode())
         if summary is not None:
             items.append(summary)
     return ListAnswer(counts, items)
@@ -136,8 +146,7 @@ def _dimensions(summary: WorkflowSummary) -> Iterator[tuple[str, str]]:
 def _index_keys(summary: WorkflowSummary) -> Iterator[bytes]:
     position = _position(summary.updated_at_ms, summary.workflow_id)
     for name, tag in _dimensions(summary):
-        for status in ("", summary.status.value):
-            yield _index_prefix(name, tag, status) + position
+        yield _index_prefix(name, tag, summary.status.value) + position
 
 
 def _counter_keys(summary: WorkflowSummary) -> Iterator[bytes]:
