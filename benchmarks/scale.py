@@ -1,7 +1,7 @@
 """Scale: many workflows waiting on signals, sustained throughput, and a per-step cost that
 stays flat as a history grows.
 
-    python benchmarks/scale.py [--bootstrap ADDR] [--quick] [--only e,f,g]
+    python benchmarks/scale.py [--bootstrap ADDR] [--quick] [--only e,f,g,h] [--branches B]
                                [--signal-workflows N] [--sustained-workflows N] [--steps S]
                                [--window W] [--clients C] [--flat-steps 1,50,1000,10000]
                                [--signal-threads T] [--dispatchers D] [--verbose]
@@ -25,6 +25,9 @@ signal round trip), in this order:
     signal sent -> every signal acknowledged and every result received). The engine's VmHWM is read
     after the last result. Python before 3.14 names no OS thread: threads running branches,
     if any, would bear the process's own name, as Python's do (`python_threads`).
+(h) branches: (e) again, each workflow running B branches (20) that each wait on
+    `receive()`; the first branch to take the signal ends it (its fields are (e)'s prefixed
+    `branches_`, and its "idle" reading is the engine after (e)).
 (f) sustained: N workflows (2,000; 500 with --quick) `BenchChain.run(S)`: S sequential no-op
     tasks (10), never more than W in flight (200): W loops, spread over C clients (4), each
     dispatching its next workflow once its last one's result arrived. Rates are from the first
@@ -45,6 +48,7 @@ one JSON object with the fields of the phases that ran:
 (f) sustained_workflows, sustained_steps_per_s, sustained_workflows_per_s, sustained_p50_ms,
     sustained_p95_ms, sustained_results_ok, and more sustained_*;
 (g) flat_ms_per_step {"1": .., "50": .., ...}, flat_<largest>_vs_<base>, flat_largest_vs_base;
+(h) branches, and (e)'s fields prefixed branches_ (branches_engine_rss_mb_waiting, ...);
 and phases, quick, namespace, bootstrap, partitions, concurrency, rss_mb (peak, by process).
 """
 
@@ -65,7 +69,14 @@ from layout import Processes
 from procstat import PROC, memory_and_threads, thread_names
 from workflows import Chain, NoopImpl, cpu_meter
 
-from infinitic_streams import Channel, InfiniticClient, Workflow, WorkflowHandle, workflow
+from infinitic_streams import (
+    Channel,
+    InfiniticClient,
+    Workflow,
+    WorkflowHandle,
+    any_of,
+    workflow,
+)
 
 PARTITIONS = 8
 QUICK = {"signal_workflows": 2_000, "sustained_workflows": 500, "flat_steps": "1,50,1000,2000"}
@@ -84,9 +95,16 @@ log = logging.getLogger("benchmarks.scale")
 class Waiter(Workflow):
     wake = Channel(str)
 
-    def run(self, name: str) -> str:
-        """Waits for one signal; returns `name:<signal>`."""
-        return f"{name}:{self.wake.receive().result()}"
+    def run(self, name: str, branches: int) -> str:
+        """Waits for one signal; returns `name:<signal>`. With `branches`, that many branches
+        each wait on `receive()`, and the first to take the signal ends the workflow."""
+        if not branches:
+            return f"{name}:{self.wake.receive().result()}"
+        waiting = [self.branch(self.take) for _ in range(branches)]
+        return f"{name}:{any_of(*waiting).result()}"
+
+    def take(self) -> str:
+        return self.wake.receive().result()
 
 
 WORKFLOWS = (Chain, Waiter)
@@ -105,6 +123,7 @@ class Settings:
     clients: int
     flat_steps: tuple[int, ...]
     signal_threads: int
+    branches: int
     dispatchers: int
     concurrency: int
     quick: bool
@@ -179,7 +198,7 @@ class Scale:
         deadline = time.monotonic() + TIMEOUT_S
         started = time.monotonic()
         self.wait(self.client.dispatch(Chain.run, 5), deadline)
-        handle = self.client.dispatch(Waiter.run, "warm-up")
+        handle = self.client.dispatch(Waiter.run, "warm-up", 0)
         handle.signal("wake", "go")
         self.wait(handle, deadline)
         self.client.count(Waiter, status="RUNNING")
@@ -187,9 +206,11 @@ class Scale:
 
     # -- (e) ---------------------------------------------------------------------------------
 
-    def signals(self, count: int) -> dict[str, Any]:
+    def signals(self, count: int, branches: int = 0) -> dict[str, Any]:
+        """(e), or (h) with `branches` branches per workflow (its fields prefixed `branches_`)."""
+        phase = "(h)" if branches else "(e)"
         idle = self.engine_snapshot()
-        note(f"(e) engine idle: {idle['rss_mb']} MiB, {idle['threads']} threads")
+        note(f"{phase} engine idle: {idle['rss_mb']} MiB, {idle['threads']} threads")
         started = time.monotonic()
         margin = TIMEOUT_S + count * 0.02
         handles: list[WorkflowHandle] = []
@@ -197,21 +218,23 @@ class Scale:
         with ThreadPoolExecutor(self.settings.dispatchers) as pool:
             for first in range(0, count, chunk):
                 ids = range(first, min(count, first + chunk))
-                handles += pool.map(lambda i: self.client.dispatch(Waiter.run, f"w{i}"), ids)
+                handles += pool.map(
+                    lambda i: self.client.dispatch(Waiter.run, f"w{i}", branches), ids
+                )
                 self.processes.check()
-                note(f"(e) {len(handles):,} of {count:,} dispatched")
+                note(f"{phase} {len(handles):,} of {count:,} dispatched")
         dispatched = time.monotonic() - started
         waiting_at = wait_until(
             lambda: self.client.count(Waiter, status="RUNNING") >= count,
-            "(e) every workflow waiting on receive()",
+            f"{phase} every workflow waiting on receive()",
             self.processes.check,
             margin,
             interval=0.2,
         )
         waiting = self.engine_snapshot()
         pending = handles[-1].describe().pending
-        note(f"(e) all {count:,} RUNNING; the last one waits for {pending}")
-        note(f"(e) engine waiting: {waiting['rss_mb']} MiB, {waiting['threads']} threads")
+        note(f"{phase} all {count:,} RUNNING; the last one waits for {pending}")
+        note(f"{phase} engine waiting: {waiting['rss_mb']} MiB, {waiting['threads']} threads")
 
         def send(handle: WorkflowHandle) -> float:
             handle.signal("wake", "go")
@@ -249,7 +272,8 @@ class Scale:
             "signal_cpu_ms_per_signal_by_process": per_unit(cpu_used, count),
         }
         names = ", ".join(f"{n} x{c}" for n, c in waiting["names"].items())
-        row(f"(e) {count:,} workflows waiting on receive()", "")
+        each = f" x {branches} branches" if branches else ""
+        row(f"{phase} {count:,} workflows{each} waiting on receive()", "")
         row(
             "    dispatched; all RUNNING after", f"{dispatched:.2f} s; {waiting_at - started:.2f} s"
         )
@@ -269,6 +293,8 @@ class Scale:
             f"{seconds:.2f} s: {count / seconds:,.0f} signals/s (last ack {acked:.2f} s); "
             f"{ok:,} of {count:,} right",
         )
+        if branches:
+            return {"branches": branches} | {f"branches_{k}": v for k, v in result.items()}
         return result
 
     # -- (f) ---------------------------------------------------------------------------------
@@ -389,6 +415,8 @@ def run(settings: Settings, work_dir: Path) -> dict[str, Any]:
             result.update(scale.sustained(settings.sustained_workflows, settings.steps))
         if "g" in settings.phases:
             result.update(scale.flat(settings.flat_steps))
+        if "h" in settings.phases:
+            result.update(scale.signals(settings.signal_workflows, settings.branches))
         rss_mb = scale.cpu.peak_rss_mb()
     finally:
         scale.close()
@@ -414,13 +442,14 @@ def clean_up(settings: Settings) -> None:
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
     parser = argument_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (< 5 min)")
-    parser.add_argument("--only", default="e,f,g", help="phases to run, e.g. e,g (e,f,g)")
+    parser.add_argument("--only", default="e,f,g,h", help="phases to run, e.g. e,g (e,f,g,h)")
     parser.add_argument("--signal-workflows", type=int, help="(e): workflows waiting (10,000)")
     parser.add_argument("--sustained-workflows", type=int, help="(f): workflows (2,000)")
     parser.add_argument("--steps", type=int, default=10, help="(f): tasks per workflow (10)")
     parser.add_argument("--window", type=int, default=200, help="(f): most in flight (200)")
     parser.add_argument("--clients", type=int, default=4, help="(f): clients sharing it (4)")
     parser.add_argument("--flat-steps", help="(g): tasks of each workflow (1,50,1000,10000)")
+    parser.add_argument("--branches", type=int, default=20, help="(h): per workflow (20)")
     parser.add_argument("--signal-threads", type=int, default=64, help="(e): senders (64)")
     parser.add_argument("--dispatchers", type=int, default=16, help="dispatching threads (16)")
     parser.add_argument("--concurrency", type=int, default=16, help="service worker tasks (16)")
@@ -428,8 +457,8 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
-    if not phases or set(phases) - {"e", "f", "g"}:
-        parser.error(f"--only takes phases among e, f, g: {args.only!r}")
+    if not phases or set(phases) - {"e", "f", "g", "h"}:
+        parser.error(f"--only takes phases among e, f, g, h: {args.only!r}")
     flat_steps = tuple(int(s) for s in (args.flat_steps or sizes["flat_steps"]).split(","))
     settings = Settings(
         bootstrap=args.bootstrap,
@@ -442,6 +471,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, bool]:
         clients=max(1, args.clients),
         flat_steps=flat_steps,
         signal_threads=args.signal_threads,
+        branches=max(1, args.branches),
         dispatchers=args.dispatchers,
         concurrency=args.concurrency,
         quick=args.quick,
