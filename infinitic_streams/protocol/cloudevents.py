@@ -90,9 +90,7 @@ def of_history(subject: Subject, index: int, event: h.HistoryEvent) -> dict[str,
     """The CloudEvent of history event number `index` of `subject`'s workflow."""
     data = {}
     for name in _data_fields(type(event)):
-        value = getattr(event, name)
-        if type(value) not in _SCALARS:
-            value = _plain(value)
+        value = _plain(getattr(event, name))
         if name in _PAYLOADS and value is not None:
             value = _embedded(value)
         data[name] = value

@@ -98,10 +98,9 @@ def query(
     summaries matching all three filters, newest updated first, after the cursor `after`."""
     counts = {s: _count(ctx, _counter_key(name or "", tag or "", s)) for s in STATUSES}
     after_position = None if after is None else _cursor_position(after) + b"\x00"
+    scanned = [status] if status else [s for s in STATUSES if counts[s] > 0]
     newest: list[list[bytes]] = []  # per status: positions, newest first
-    for each in [status] if status else STATUSES:
-        if limit <= 0 or (not status and counts[each] == 0):
-            continue
+    for each in scanned if limit > 0 else []:
         prefix = _index_prefix(name or "", tag or "", each)
         start = None if after_position is None else prefix + after_position
         newest.append([key[len(prefix) :] for key, _ in ctx.scan(prefix, limit=limit, start=start)])
