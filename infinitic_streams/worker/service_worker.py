@@ -93,7 +93,9 @@ class ServiceWorker:
             # and task ids are deterministic, so a task of a transaction that aborts is the
             # one the engine issues again, and its result comes after the input that
             # issued it (docs/ARCHITECTURE.md, "The task hop does not wait").
-            {"isolation.level": "read_uncommitted"},
+            # Commits never block the loop (a synchronous one waits, with no bound, for a
+            # group coordinator that may never come back): a failed one is redone (_on_commit).
+            {"isolation.level": "read_uncommitted", "on_commit": self._on_commit},
         )
         self._producer = Producer(kafka, {"message.max.bytes": topics.max_message_bytes + 1024})
         self._resend: deque[tuple[Any, ...]] = deque()  # (due, the arguments of _send)
@@ -138,7 +140,7 @@ class ServiceWorker:
                 self._producer.poll(0)
                 self._send_again()
                 if time.monotonic() >= next_commit:
-                    self._commit()
+                    self._commit(wait=False)
                     next_commit = time.monotonic() + COMMIT_INTERVAL_S
         finally:
             self._pool.shutdown(wait=True)  # running tasks finish (their results are sent)
@@ -322,6 +324,13 @@ class ServiceWorker:
         offsets = self._offsets.committable()
         if offsets and not self._consumer.commit(offsets, wait):
             self._offsets.uncommitted(offsets)  # the next commit tries again
+
+    def _on_commit(self, error: object, partitions: list[TopicPartition]) -> None:
+        """An asynchronous commit's answer (served by consume): failed offsets are committed
+        again by the next `_commit`."""
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        if failed:
+            self._offsets.uncommitted(failed)
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         self.joined = True
